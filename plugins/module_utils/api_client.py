@@ -1,0 +1,199 @@
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP client for the model-engine gateway REST API.
+
+* Authentication is HTTP Basic with the user id as username and an empty password; the gateway
+  never reads the password (model-engine-facts §1).
+* TLS certificates are verified unless ``validate_certs=False``; ``ca_path`` adds a CA bundle.
+* Retries with full-jitter exponential backoff on 429/502/503/504 and on connection errors and
+  timeouts only. A 4xx (and a plain 500, which the gateway uses for unmapped exceptions) is never
+  retried: the same request would fail the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
+from ansible.module_utils.urls import open_url
+
+RETRY_STATUSES = frozenset((429, 502, 503, 504))
+
+
+class ModelEngineError(Exception):
+    """A request to model-engine failed. ``status`` is None for connection errors."""
+
+    def __init__(self, message, status=None, body=None, method=None, url=None, attempts=1):
+        super(ModelEngineError, self).__init__(message)
+        self.status = status
+        self.body = body
+        self.method = method
+        self.url = url
+        self.attempts = attempts
+
+    @property
+    def detail(self):
+        return error_detail(self.body)
+
+    def to_result(self):
+        """Fields a module adds to fail_json."""
+        return {"status": self.status, "body": self.body, "method": self.method, "url": self.url, "attempts": self.attempts}
+
+
+def error_detail(body):
+    """A one-line reason from any of the gateway's error shapes (facts §1)."""
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    loc = ".".join(str(p) for p in item.get("loc", []))
+                    parts.append("%s: %s" % (loc, item.get("msg")) if loc else str(item.get("msg")))
+                else:
+                    parts.append(str(item))
+            return "; ".join(parts)
+        if "error" in body:
+            rid = body.get("request_id")
+            return "%s%s" % (body["error"], " (request_id %s)" % rid if rid else "")
+    if body in (None, ""):
+        return ""
+    return str(body)
+
+
+def basic_auth_header(user_id):
+    token = base64.b64encode(("%s:" % user_id).encode("utf-8")).decode("ascii")
+    return "Basic %s" % token
+
+
+class ModelEngineClient(object):
+    """Small JSON client. ``sleep`` and ``rand`` are injectable for tests."""
+
+    def __init__(self, url, user_id, validate_certs=True, ca_path=None, timeout=30.0, retries=4,
+                 backoff_base=0.5, backoff_max=8.0, sleep=time.sleep, rand=random.random, on_retry=None):
+        if not url:
+            raise ValueError("url: the model-engine gateway URL is required")
+        if not (url.startswith("http://") or url.startswith("https://")):
+            raise ValueError("url: %r must start with http:// or https://" % url)
+        self.base_url = url.rstrip("/")
+        self.user_id = user_id
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._rand = rand
+        self.on_retry = on_retry
+        self.auth_header = basic_auth_header(user_id) if user_id else None
+
+    # ------------------------------------------------------------------ helpers
+    def url_for(self, path, params=None):
+        url = self.base_url + path
+        if params:
+            clean = [(k, v) for k, v in params.items() if v is not None]
+            if clean:
+                url += "?" + urlencode(clean)
+        return url
+
+    @staticmethod
+    def quote(segment):
+        return quote(str(segment), safe="")
+
+    def backoff(self, attempt, retry_after=None):
+        """Full jitter: uniform(0, min(max, base * 2**attempt)); Retry-After wins when given."""
+        if retry_after is not None:
+            return min(self.backoff_max, retry_after)
+        cap = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        return cap * self._rand()
+
+    @staticmethod
+    def _decode(raw):
+        if raw is None:
+            return None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    @staticmethod
+    def _retry_after(headers):
+        try:
+            value = headers.get("Retry-After") if headers is not None else None
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    # ------------------------------------------------------------------ request
+    def request(self, method, path, body=None, params=None, retry=True, timeout=None):
+        """Send one JSON request; return the decoded body of a 2xx answer or raise ModelEngineError.
+
+        ``retry=False`` disables retries (callers that must not repeat a write on an ambiguous
+        failure handle it themselves, e.g. re-check by name before re-posting a create).
+        """
+        url = self.url_for(path, params)
+        headers = {"Accept": "application/json"}
+        if self.auth_header:
+            headers["Authorization"] = self.auth_header
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        attempts = 0
+        max_attempts = 1 + (self.retries if retry else 0)
+        while True:
+            attempts += 1
+            status, payload, retry_after, reason = None, None, None, None
+            try:
+                resp = open_url(url, method=method, data=data, headers=headers, validate_certs=self.validate_certs,
+                                ca_path=self.ca_path, timeout=timeout or self.timeout, follow_redirects="safe",
+                                use_proxy=True)
+                return self._decode(resp.read())
+            except HTTPError as e:
+                status = e.code
+                try:
+                    payload = self._decode(e.read())
+                except Exception:  # pylint: disable=broad-except
+                    payload = None
+                retry_after = self._retry_after(e.headers)
+                reason = "HTTP %s" % status
+                if status not in RETRY_STATUSES:
+                    raise ModelEngineError(
+                        "%s %s returned HTTP %s: %s" % (method, path, status, error_detail(payload) or e.reason),
+                        status=status, body=payload, method=method, url=url, attempts=attempts)
+            except (TimeoutError, URLError, ConnectionError, OSError) as e:
+                reason = "%s: %s" % (type(e).__name__, getattr(e, "reason", e))
+            if attempts >= max_attempts:
+                if status is not None:
+                    msg = "%s %s returned HTTP %s after %d attempt(s): %s" % (
+                        method, path, status, attempts, error_detail(payload) or reason)
+                else:
+                    msg = "%s %s failed after %d attempt(s): %s (is %s reachable?)" % (
+                        method, path, attempts, reason, self.base_url)
+                raise ModelEngineError(msg, status=status, body=payload, method=method, url=url, attempts=attempts)
+            delay = self.backoff(attempts - 1, retry_after)
+            if self.on_retry:
+                self.on_retry(method, path, attempts, reason, delay)
+            self._sleep(delay)
+
+    def get(self, path, params=None, **kw):
+        return self.request("GET", path, params=params, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)

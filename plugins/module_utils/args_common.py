@@ -1,0 +1,43 @@
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared argument specs, merged per module with copy.deepcopy (documented in doc_fragments)."""
+
+from __future__ import annotations
+
+import copy
+
+from ansible.module_utils.basic import env_fallback
+
+MODEL_ENGINE_CONNECTION_SPEC = dict(
+    url=dict(type="str", required=True, aliases=["model_engine_url"], fallback=(env_fallback, ["MODEL_ENGINE_URL"])),
+    user_id=dict(type="str", required=True, fallback=(env_fallback, ["MODEL_ENGINE_USER_ID"])),
+    validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["MODEL_ENGINE_VALIDATE_CERTS"])),
+    ca_path=dict(type="path", fallback=(env_fallback, ["MODEL_ENGINE_CA_PATH"])),
+    request_timeout=dict(type="float", default=30.0),
+    retries=dict(type="int", default=4),
+)
+
+S3_CONNECTION_SPEC = dict(
+    s3_endpoint_url=dict(type="str", fallback=(env_fallback, ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
+    s3_access_key=dict(type="str", no_log=False, aliases=["aws_access_key_id"], fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])),
+    s3_secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key"], fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"])),
+    s3_session_token=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SESSION_TOKEN"])),
+    s3_region=dict(type="str", default="us-east-1", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
+    s3_ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    s3_validate_certs=dict(type="bool", default=True),
+)
+
+WAIT_SPEC = dict(
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=1800),
+    wait_sleep=dict(type="float", default=5.0),
+)
+
+
+def merge_specs(*specs, **extra):
+    """Deep-copied union of the given specs plus ``extra`` options (later wins)."""
+    out = {}
+    for spec in specs:
+        out.update(copy.deepcopy(spec))
+    out.update(copy.deepcopy(extra))
+    return out

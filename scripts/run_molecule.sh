@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run every molecule scenario (one per role, under molecule/<scenario>/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenarios=()
+for f in molecule/*/molecule.yml; do
+  [ -e "$f" ] && scenarios+=("$(basename "$(dirname "$f")")")
+done
+if [ ${#scenarios[@]} -eq 0 ]; then
+  echo "molecule: no scenarios yet (there are no roles in roles/)"
+  exit 0
+fi
+for s in "${scenarios[@]}"; do
+  echo "=== molecule test -s $s"
+  molecule test -s "$s"
+done
+echo "molecule: ${#scenarios[@]} scenario(s) passed: ${scenarios[*]}"
