@@ -3,6 +3,7 @@
 # warning, and on a plugin without documentation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/${VENV:-.venv}/bin:$PATH"
 status=0
 count=0
 check() {  # type fqcn

@@ -2,6 +2,7 @@
 # Run every molecule scenario (one per role, under molecule/<scenario>/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/${VENV:-.venv}/bin:$PATH"
 scenarios=()
 for f in molecule/*/molecule.yml; do
   [ -e "$f" ] && scenarios+=("$(basename "$(dirname "$f")")")

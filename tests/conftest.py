@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
+from ansible import context
+from ansible.utils.context_objects import CLIArgs
 
 # Fixtures of the local platform twin (model-engine API, S3, pods), usable from every test.
 pytest_plugins = ["tests.twin.tests.conftest_platform"]
@@ -33,5 +35,18 @@ def localhost(request, localhost_inventory):
 
 @pytest.fixture
 def localhost_check(request, localhost_inventory):
-    """The same, with every module run in check mode (--check)."""
-    return _localhost(request, localhost_inventory, check=True)
+    """The same, with every module run in check mode, as ``ansible --check`` would.
+
+    pytest-ansible builds its ad-hoc CLI arguments without --check, so the parsed arguments are
+    replaced by a copy with check=True right after it parsed them (the next normal run parses again
+    and gets the global arguments back).
+    """
+    host = _localhost(request, localhost_inventory)
+    configure = host._configure_adhoc_cli
+
+    def configure_with_check():
+        configure()
+        context.CLIARGS = CLIArgs(dict(context.CLIARGS, check=True))
+
+    host._configure_adhoc_cli = configure_with_check
+    return host

@@ -89,7 +89,7 @@ class ModelEngineClient(object):
         self.retries = max(0, int(retries))
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._sleep = sleep
+        self.sleep = sleep
         self._rand = rand
         self.on_retry = on_retry
         self.auth_header = basic_auth_header(user_id) if user_id else None
@@ -184,7 +184,7 @@ class ModelEngineClient(object):
             delay = self.backoff(attempts - 1, retry_after)
             if self.on_retry:
                 self.on_retry(method, path, attempts, reason, delay)
-            self._sleep(delay)
+            self.sleep(delay)
 
     def get(self, path, params=None, **kw):
         return self.request("GET", path, params=params, **kw)

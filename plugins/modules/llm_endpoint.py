@@ -1,0 +1,318 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: llm_endpoint
+short_description: Create, update or delete an LLM endpoint through the model-engine REST API
+version_added: 0.1.0
+description:
+  - Ensures an LLM endpoint (C(/v1/llm/model-endpoints)) exists as described, or is absent. The
+    endpoint name is the natural key; the module reads the endpoint first, creates it only when it
+    is absent, and otherwise sends a C(PUT) with only the fields that differ.
+  - Every rule the gateway enforces (and the traps it does not) is checked before any HTTP call,
+    with a message naming the field and the rule, see the notes.
+  - With O(wait=true) it waits until the endpoint serves, which takes status C(READY) B(and) at
+    least one available worker. C(UPDATE_FAILED) fails at once with the gateway's C(status_reason);
+    an endpoint stuck in C(UPDATE_PENDING) fails after O(pending_timeout).
+author:
+  - ODP platform team (@odp-platform)
+options:
+  name:
+    description:
+      - Endpoint name. It becomes a Kubernetes label value, so at most 63 characters of letters,
+        digits, C(-), C(_) and C(.), starting and ending with a letter or digit.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates or updates the endpoint, V(absent) deletes it.
+    type: str
+    default: present
+    choices: [present, absent]
+  model_name:
+    description:
+      - Served model name; required to create an endpoint. Changing it rebuilds the endpoint's bundle.
+    type: str
+  source:
+    description: Where the model comes from (the API knows only one source).
+    type: str
+    choices: [hugging_face]
+  inference_framework:
+    description:
+      - Inference framework. It cannot change on an existing endpoint.
+    type: str
+    default: vllm
+    choices: [vllm, sglang, deepspeed, text_generation_inference, lightllm, tensorrt_llm]
+  inference_framework_image_tag:
+    description:
+      - Image tag of the framework, for example V(vllm-onprem). The gateway defaults to V(latest),
+        which it resolves at request time from the ConfigMap
+        C(model-engine-inference-framework-latest-config); V(latest) is therefore never compared on
+        later runs.
+    type: str
+  endpoint_type:
+    description:
+      - Endpoint type. vLLM, TGI, LightLLM and TensorRT-LLM accept only V(streaming), which is what the
+        module sends when this is not set (the gateway's own default, V(sync), is rejected for them).
+    type: str
+    choices: [streaming, sync, async]
+  checkpoint_path:
+    description:
+      - S3 prefix holding the model files (C(config.json), C(*.safetensors), tokenizer files);
+        required to create an endpoint.
+    type: str
+  num_shards:
+    description:
+      - Tensor-parallel shards; must equal O(gpus).
+    type: int
+  quantize:
+    description: Quantization; vLLM supports only V(awq), TGI only V(bitsandbytes).
+    type: str
+    choices: [awq, bitsandbytes]
+  cpus:
+    description:
+      - CPU request of the C(main) container, a Kubernetes quantity (V(4), V(500m)). The six hardware
+        options O(cpus), O(gpus), O(memory), O(storage), O(gpu_type) and O(nodes_per_worker) are set
+        all together or not at all (then the gateway infers them).
+    type: raw
+  gpus:
+    description: GPUs per worker, at least 1.
+    type: int
+  memory:
+    description: Memory of the C(main) container, a Kubernetes quantity (V(16Gi)).
+    type: raw
+  storage:
+    description:
+      - Ephemeral storage request and limit of the C(main) container (V(50Gi)). The model is
+        downloaded there, so it must hold the checkpoint; too much for the node evicts the pod.
+    type: raw
+  gpu_type:
+    description:
+      - GPU type; becomes the node selector C(k8s.amazonaws.com/accelerator). V(nvidia-ampere-a100e)
+        is rejected by the gateway.
+    type: str
+    choices: [nvidia-tesla-t4, nvidia-ampere-a10, nvidia-ampere-a100, nvidia-ampere-a100e, nvidia-hopper-h100,
+              nvidia-hopper-h100-1g20gb, nvidia-hopper-h100-3g40gb]
+  nodes_per_worker:
+    description: Nodes per worker (more than 1 is multi-node vLLM). It can never change.
+    type: int
+  min_workers:
+    description: Minimum workers; required to create. At least 1 unless O(allow_zero_min_workers).
+    type: int
+  max_workers:
+    description: Maximum workers (at most 250); required to create.
+    type: int
+  per_worker:
+    description: Target concurrent requests per worker for the autoscaler; required to create.
+    type: int
+  allow_zero_min_workers:
+    description:
+      - Allow O(min_workers=0). Only works when the platform has a Prometheus server and KEDA.
+    type: bool
+    default: false
+  labels:
+    description:
+      - Labels; C(team) and C(product) are required to create, C(user_id) and C(endpoint_name) are
+        reserved. Values must be valid Kubernetes label values. Merged into the existing labels on update.
+    type: dict
+  metadata:
+    description:
+      - Free-form metadata, merged into the existing metadata on update. C(_llm) is reserved.
+    type: dict
+  post_inference_hooks:
+    description: Post-inference hooks.
+    type: list
+    elements: str
+    choices: [billing, callback, logging]
+  default_callback_url:
+    description: Default callback URL.
+    type: str
+  public_inference:
+    description: Whether any user may run inference (the gateway defaults to V(true) for LLM endpoints).
+    type: bool
+  high_priority:
+    description: Use the high-priority PriorityClass. Sent on create only (the API does not report it).
+    type: bool
+  prewarm:
+    description: Prewarm workers. Sent on create only (the API does not report it).
+    type: bool
+  optimize_costs:
+    description: Create a VerticalPodAutoscaler for the endpoint.
+    type: bool
+  chat_template_override:
+    description: Chat template (vLLM only, at most 10,000 characters).
+    type: str
+  vllm_args:
+    description:
+      - vLLM engine arguments model-engine passes through, for example C(max_model_len) or
+        C(gpu_memory_utilization). Unknown keys are rejected, because the gateway would silently
+        ignore them.
+      - The gateway ignores changed engine arguments on update unless a new bundle is forced, so the
+        module adds C(force_bundle_recreation) to the update whenever one of these differs.
+    type: dict
+  force_bundle_recreation:
+    description:
+      - Rebuild the bundle (new container command) whenever an update is sent.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until the endpoint serves (status C(READY) and at least one available worker).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait in total.
+    type: int
+    default: 1800
+  wait_sleep:
+    description: Seconds between two polls of the gateway.
+    type: float
+    default: 5
+  pending_timeout:
+    description:
+      - Seconds an endpoint may stay C(UPDATE_PENDING) before the wait fails; a build task nobody
+        consumes (builder down, or on-prem C(celery_broker_type_redis) not set) never leaves that state.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - odp.model_engine.model_engine
+  - odp.model_engine.attributes
+  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the endpoint and reports what would be created, updated (the C(PUT) body) or deleted, without writing.
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details:
+      - Idempotent for every option the API reports back. O(high_priority) and O(prewarm) are sent on
+        create only, and an O(inference_framework_image_tag) of V(latest) is never compared.
+notes:
+  - "Checked before any HTTP call: O(endpoint_type) must be V(streaming) for vLLM; the six hardware
+    options all or none; O(num_shards) equals O(gpus); labels C(team) and C(product) present, reserved
+    labels absent, label values valid; O(checkpoint_path) an C(s3://) URL and not a C(.tar); quantities
+    valid and positive; GPU type accepted; worker counts in range; O(vllm_args) keys known; resource
+    ceilings per GPU type."
+  - Fields that cannot change (O(inference_framework), O(endpoint_type), O(nodes_per_worker)) fail with a
+    message to delete and recreate the endpoint.
+  - A create that fails ambiguously (timeout, connection error, 429, 502, 503, 504) is never re-posted
+    blindly; the endpoint is looked up by name first, so retries cannot create a duplicate.
+"""
+
+EXAMPLES = r"""
+- name: The runbook's test endpoint, waiting until it serves
+  odp.model_engine.llm_endpoint:
+    url: http://localhost:5000
+    user_id: test-user-id
+    name: test-endpoint-v1
+    model_name: test-model
+    inference_framework_image_tag: vllm-onprem
+    checkpoint_path: s3://scale-gp-models/intermediate-model-aws/
+    num_shards: 1
+    cpus: 4
+    memory: 16Gi
+    storage: 50Gi
+    gpus: 1
+    gpu_type: nvidia-tesla-t4
+    nodes_per_worker: 1
+    min_workers: 1
+    max_workers: 1
+    per_worker: 1
+    labels: {team: test, product: llm-engine}
+    metadata: {team: test, product: llm-engine}
+    wait: true
+  register: ep
+
+- name: Raise the context length (forces a bundle rebuild)
+  odp.model_engine.llm_endpoint:
+    url: http://localhost:5000
+    user_id: test-user-id
+    name: test-endpoint-v1
+    vllm_args:
+      max_model_len: 8192
+
+- name: Delete it
+  odp.model_engine.llm_endpoint:
+    url: http://localhost:5000
+    user_id: test-user-id
+    name: test-endpoint-v1
+    state: absent
+"""
+
+RETURN = r"""
+endpoint:
+  description: The endpoint as the gateway reports it after the change, with derived keys (see M(odp.model_engine.llm_endpoint_info)).
+  returned: success, when the endpoint exists
+  type: dict
+  sample: {id: end_cismpd08agn003rr2kc0, name: test-endpoint-v1, status: READY, serving: true, available_workers: 1}
+endpoint_id:
+  description: The endpoint id.
+  returned: when the endpoint exists
+  type: str
+  sample: end_cismpd08agn003rr2kc0
+k8s_resource_name:
+  description: Name of the endpoint's Deployment, Service and HPA.
+  returned: when the endpoint exists
+  type: str
+  sample: launch-endpoint-id-end-cismpd08agn003rr2kc0
+request:
+  description: The body sent (or, in check mode, that would be sent) with the POST or PUT.
+  returned: when created or updated
+  type: dict
+  sample: {name: test-endpoint-v1, endpoint_type: streaming, labels: {team: test, product: llm-engine}}
+changes:
+  description: Fields that differ, each with C(before) and C(after).
+  returned: when updated
+  type: dict
+  sample: {max_workers: {before: 1, after: 2}}
+bundle_rebuild:
+  description: Whether the update makes model-engine build a new bundle (new pods).
+  returned: when updated
+  type: bool
+  sample: false
+task_id:
+  description: The gateway's C(endpoint_creation_task_id); there is no route to poll it, poll the endpoint.
+  returned: when created or updated
+  type: str
+  sample: 5f0c1f3e-1b8b-4a39-9d0f-3ad6b1c1e6a4
+attempts:
+  description: POST attempts a create took (more than 1 after ambiguous failures).
+  returned: when created
+  type: int
+  sample: 1
+elapsed:
+  description: Seconds the wait took.
+  returned: when O(wait=true)
+  type: float
+  sample: 42.5
+progress:
+  description: Status transitions seen while waiting.
+  returned: when O(wait=true)
+  type: list
+  elements: str
+  sample: ["  0.0s UPDATE_PENDING, 0 available worker(s)", " 35.2s READY, 1 available worker(s)"]
+failure:
+  description: Why a wait failed, V(UPDATE_FAILED), V(STUCK_PENDING) or V(TIMEOUT).
+  returned: when a wait failed
+  type: str
+  sample: UPDATE_FAILED
+"""
+
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
+from ansible_collections.odp.model_engine.plugins.module_utils.llm_endpoint import LLM_ENDPOINT_SPEC, run
+
+
+def main():
+    module = ModelEngineModule(argument_spec=merge_specs(MODEL_ENGINE_CONNECTION_SPEC, LLM_ENDPOINT_SPEC), supports_check_mode=True)
+    run(module)
+
+
+if __name__ == "__main__":
+    main()
