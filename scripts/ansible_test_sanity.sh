@@ -36,6 +36,11 @@ rm -rf "$build"
 mkdir -p "$build/dist"
 (cd "$here" && ansible-galaxy collection build --force --output-path "$build/dist" >/dev/null)
 ansible-galaxy collection install --force --no-deps -p "$build" "$build"/dist/odp-model_engine-*.tar.gz >/dev/null
+# Collections this one imports from (kubernetes.core's client factory) must sit beside it.
+site=$("$venv/bin/python" -c 'import ansible_collections, os; print(os.path.dirname(ansible_collections.__file__))' 2>/dev/null \
+  || "$venv/bin/python" -c 'import ansible_collections; print(list(ansible_collections.__path__)[0])')
+mkdir -p "$build/ansible_collections/kubernetes"
+cp -r "$site/kubernetes/core" "$build/ansible_collections/kubernetes/core"
 cd "$build/ansible_collections/odp/model_engine"
 # ansible-test wants a git work tree to list the collection's files.
 git init -q . && git add -A >/dev/null && git -c user.email=ci@localhost -c user.name=ci commit -qm artifact

@@ -164,7 +164,7 @@ def run(module):
     changes = {k: {"before": v[0], "after": v[1]} for k, v in plan.changes.items()}
     if module.check_mode:
         _exit(module, changed=True, msg="Endpoint %s would be updated" % name, diff=diff, request=plan.body,
-                         changes=changes, **_result_fields(record))
+              changes=changes, **_result_fields(record))
     try:
         task_id = (update_endpoint(client, name, plan.body) or {}).get("endpoint_creation_task_id")
     except ModelEngineError as e:

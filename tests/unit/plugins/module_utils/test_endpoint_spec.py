@@ -106,7 +106,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("overrides, message", BAD, ids=[m[:40] for _, m in BAD])
+@pytest.mark.parametrize("overrides, message", BAD, ids=[m[:40] for _o, m in BAD])
 def test_each_trap_is_caught_with_field_and_rule(overrides, message):
     with pytest.raises(SpecError) as err:
         validate(params(**overrides), creating=True)

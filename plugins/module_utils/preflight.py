@@ -1,0 +1,149 @@
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checks to run before creating an LLM endpoint; each failure says what to change.
+
+Pure functions over what was read (the checkpoint listing, node capacity), so that they are tested
+without a cluster; endpoint_preflight does the reading.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes, quantity_to_bytes
+from ansible_collections.odp.model_engine.plugins.module_utils.s3 import is_model_file
+
+
+def check_checkpoint(listing, checkpoint_path, config=None, index=None):
+    """listing: {relative key: {"size", "etag"}}; config/index: parsed config.json / index JSON."""
+    problems, facts = [], {}
+    model_files = {k: v for k, v in listing.items() if is_model_file(k)}
+    shards = sorted(k for k in listing if k.endswith(".safetensors"))
+    facts.update(files=len(listing), model_files=len(model_files), safetensors=len(shards),
+                 bytes=sum(v["size"] for v in model_files.values()))
+    if not listing:
+        problems.append("checkpoint_path %s holds no objects: check the prefix (a trailing path component "
+                        "missing?) and that the credentials may list the bucket" % checkpoint_path)
+        return problems, facts
+    if "config.json" not in listing:
+        problems.append("checkpoint_path %s has no config.json at its top level: vLLM cannot start without it "
+                        "(point checkpoint_path at the folder that holds config.json)" % checkpoint_path)
+    if not shards:
+        problems.append("checkpoint_path %s has no *.safetensors files: model-engine rejects it "
+                        "(convert the weights to safetensors)" % checkpoint_path)
+    if isinstance(config, dict):
+        facts["architectures"] = config.get("architectures") or []
+    if isinstance(index, dict):
+        named = sorted(set((index.get("weight_map") or {}).values()))
+        missing = [s for s in named if s not in listing]
+        facts["index_shards"] = len(named)
+        if missing:
+            problems.append("model.safetensors.index.json names %d shard(s) missing from %s: %s (re-upload them)"
+                            % (len(missing), checkpoint_path, ", ".join(missing[:5])))
+    return problems, facts
+
+
+def check_image_tag(tag, allowed):
+    if not allowed or tag is None:
+        return []
+    if tag not in allowed:
+        return ["inference_framework_image_tag %r is not allowed here; use one of: %s (version-specific vLLM tags "
+                "lack the on-prem architecture fixes)" % (tag, ", ".join(allowed))]
+    return []
+
+
+def check_storage_and_capacity(storage, gpu_type, gpus, policy, capacity, checkpoint_bytes=None, headroom=1.05,
+                               require_free_gpu=True):
+    """storage against the policy table, the GPU nodes' ephemeral storage and the checkpoint size;
+    a schedulable node of that GPU type with enough free GPUs."""
+    problems, facts = [], {}
+    nodes = [n for n in capacity.values() if n["gpu_type"] == gpu_type and n["schedulable"]] if gpu_type else []
+    facts["matching_nodes"] = sorted(n["name"] for n in nodes)
+    storage_bytes = quantity_to_bytes(storage, "storage") if storage is not None else None
+    limit = (policy or {}).get(gpu_type) if gpu_type else None
+    if storage_bytes is not None and limit is not None and storage_bytes > quantity_to_bytes(limit, "storage_policy"):
+        problems.append("storage %s exceeds the %s policy for %s (larger requests get the pod evicted for "
+                        "ephemeral storage); set storage: %s" % (storage, limit, gpu_type, limit))
+    if gpu_type and not nodes:
+        known = sorted({n["gpu_type"] for n in capacity.values() if n["gpu_type"]})
+        problems.append("no schedulable node is labelled k8s.amazonaws.com/accelerator=%s (GPU types present: %s); "
+                        "choose one of those gpu_type values or label the GPU node" % (gpu_type, ", ".join(known) or "none"))
+        return problems, facts
+    if nodes and storage_bytes is not None:
+        largest = max(n["ephemeral_allocatable"] for n in nodes)
+        facts["largest_ephemeral_allocatable"] = largest
+        if storage_bytes > largest:
+            problems.append("storage %s is more than any %s node can hold (largest allocatable ephemeral storage %s); "
+                            "lower storage to at most %s" % (storage, gpu_type, format_bytes(largest), format_bytes(largest)))
+    if storage_bytes is not None and checkpoint_bytes:
+        needed = int(checkpoint_bytes * headroom)
+        facts["checkpoint_bytes"] = checkpoint_bytes
+        if storage_bytes < needed:
+            problems.append("storage %s cannot hold the checkpoint (%s of model files, %s with headroom); "
+                            "raise storage" % (storage, format_bytes(checkpoint_bytes), format_bytes(needed)))
+    if nodes and gpus and require_free_gpu:
+        best = max(nodes, key=lambda n: n["gpu_free"])
+        facts["max_free_gpus"] = best["gpu_free"]
+        fit = [n for n in nodes if n["gpu_free"] >= gpus and (storage_bytes is None or n["ephemeral_free"] >= storage_bytes)]
+        facts["nodes_that_fit"] = sorted(n["name"] for n in fit)
+        if not fit:
+            detail = ", ".join("%s: %d of %d GPU free, %s ephemeral free" % (
+                n["name"], n["gpu_free"], n["gpu_allocatable"], format_bytes(n["ephemeral_free"])) for n in nodes)
+            problems.append("no %s node has %d free nvidia.com/gpu and %s of free ephemeral storage now (%s); "
+                            "free a GPU (delete an idle endpoint) or wait" % (gpu_type, gpus, storage or "the requested", detail))
+    return problems, facts
+
+
+def run(module):
+    """endpoint_preflight: read S3 and the cluster, then evaluate every requested check."""
+    from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3
+    from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError
+
+    p = module.params
+    checks = set(p["checks"])
+    problems, result = [], {"changed": False}
+    try:
+        if p.get("storage") is not None:
+            quantity_to_bytes(p["storage"], "storage")
+        for gpu_type, limit in (p["storage_policy"] or {}).items():
+            quantity_to_bytes(limit, "storage_policy.%s" % gpu_type)
+        bucket, prefix = s3.parse_s3_url(p["checkpoint_path"])
+    except (QuantityError, s3.S3Error) as e:
+        module.fail_json(msg=str(e))
+
+    checkpoint_bytes = None
+    if "checkpoint" in checks:
+        module.require("boto3")
+        try:
+            client = s3.client_from_params(p)
+            listing = s3.list_prefix(client, bucket, prefix)
+            config = s3.get_json(client, bucket, prefix + "config.json") if "config.json" in listing else None
+            index_key = "model.safetensors.index.json"
+            index = s3.get_json(client, bucket, prefix + index_key) if index_key in listing else None
+        except s3.S3Error as e:
+            listing, config, index = None, None, None
+            problems.append("%s (checkpoint_path %s)" % (e, p["checkpoint_path"]))
+        if listing is not None:
+            found, facts = check_checkpoint(listing, p["checkpoint_path"], config, index)
+            problems.extend(found)
+            result["checkpoint"] = facts
+            checkpoint_bytes = facts.get("bytes")
+
+    if "image_tag" in checks:
+        problems.extend(check_image_tag(p.get("inference_framework_image_tag"), p["allowed_image_tags"]))
+
+    if checks & {"storage", "capacity"}:
+        module.require("kubernetes")
+        try:
+            capacity = kube.read_capacity(kube.core_api(p))
+        except kube.KubeError as e:
+            module.fail_json(msg=str(e), problems=problems)
+        found, facts = check_storage_and_capacity(
+            p.get("storage") if "storage" in checks else None, p.get("gpu_type"), p["gpus"],
+            p["storage_policy"] if "storage" in checks else {}, capacity, checkpoint_bytes, p["storage_headroom"],
+            require_free_gpu="capacity" in checks and p["require_free_gpu"])
+        problems.extend(found)
+        result["capacity"] = facts
+
+    result.update(ok=not problems, problems=problems)
+    if problems and p["fail_on_problems"]:
+        module.fail_json(msg="Preflight found %d problem(s): %s" % (len(problems), " | ".join(problems)), **result)
+    module.exit_json(**result)
