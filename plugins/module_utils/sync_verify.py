@@ -1,0 +1,360 @@
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compare a checkpoint in S3 with the model files a pod (or a node) downloaded.
+
+The runbook's "timing coordination" made exact: config.json present, every shard present, no file
+under a download tool's temporary name, sizes equal to the bucket's; in deep mode also the content
+(S3 ETag recomputed, or SHA-256 against a manifest) and each safetensors header against its file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import time
+
+from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3, verify_agent
+from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes
+
+# awscli (s3transfer) writes "<name>.<8 random hex digits>" and renames on completion; the runbook
+# greps for 8 alphanumerics. s5cmd writes "<name><random digits>" (Go's os.CreateTemp(dir, name+"*")).
+AWSCLI_TEMP_RE = re.compile(r"^(?P<base>.+)\.(?P<rand>[A-Za-z0-9]{8})$")
+S5CMD_TEMP_RE = re.compile(r"^(?P<base>.+?)(?P<rand>\d{1,20})$")
+TMP_SUFFIXES = (".tmp", ".part", ".download")
+INDEX_NAME = "model.safetensors.index.json"
+
+
+def classify_local(name, expected):
+    """(kind, base, tool): kind is 'expected', 'temp' or 'extra'."""
+    if name in expected:
+        return "expected", name, None
+    for suffix in TMP_SUFFIXES:
+        if name.endswith(suffix):
+            return "temp", name[: -len(suffix)], suffix
+    m = AWSCLI_TEMP_RE.match(name)
+    if m and m.group("base") in expected:
+        return "temp", m.group("base"), "awscli"
+    m = S5CMD_TEMP_RE.match(name)
+    if m:
+        # the longest expected name that the digits were appended to
+        for cut in range(len(m.group("base")), len(name)):
+            base, rest = name[:cut], name[cut:]
+            if base in expected and rest.isdigit():
+                return "temp", base, "s5cmd"
+    return "extra", name, None
+
+
+def index_shards(index):
+    if not isinstance(index, dict):
+        return []
+    return sorted(set((index.get("weight_map") or {}).values()))
+
+
+def compare(expected, local, index=None, deep=None, manifest=None, etags=None):
+    """Build the verification result.
+
+    expected: {name: {"size", "etag"}} (S3, model files only); local: the agent's ``files`` answer;
+    index: parsed model.safetensors.index.json; deep: {name: agent entry with md5/md5_parts/sha256/
+    safetensors} when content was checked; manifest: {name: sha256}; etags: {name: "etag"} to
+    compare with (defaults to the listing's).
+    """
+    problems = []
+    per_file = {}
+    temp_for = {}
+    extras = []
+    for name, info in sorted(local.items()):
+        kind, base, tool = classify_local(name, expected)
+        if kind == "temp":
+            temp_for.setdefault(base, []).append({"name": name, "size": info["size"], "tool": tool})
+            problems.append({"file": name, "problem": "temp_name",
+                             "detail": "still under a temporary name (%s) of %s: the download has not finished" % (tool, base)})
+        elif kind == "extra":
+            extras.append(name)
+    bytes_present = 0
+    bytes_expected = 0
+    for name, want in sorted(expected.items()):
+        bytes_expected += want["size"]
+        have = local.get(name)
+        entry = {"expected_size": want["size"], "size": have["size"] if have else None, "state": None}
+        if have is None:
+            partial = temp_for.get(name)
+            if partial:
+                got = max(t["size"] for t in partial)
+                entry.update(state="downloading", size=got)
+                bytes_present += min(got, want["size"])
+            else:
+                entry["state"] = "missing"
+                problems.append({"file": name, "problem": "missing", "detail": "not downloaded (%d bytes in S3)" % want["size"]})
+        elif have["size"] != want["size"]:
+            entry["state"] = "size_mismatch"
+            bytes_present += min(have["size"], want["size"])
+            problems.append({"file": name, "problem": "size_mismatch",
+                             "detail": "%d bytes here, %d bytes in S3" % (have["size"], want["size"])})
+        else:
+            entry["state"] = "ok"
+            bytes_present += want["size"]
+        per_file[name] = entry
+
+    if deep is not None:
+        for name, entry in per_file.items():
+            got = deep.get(name) or {}
+            if entry["state"] != "ok":
+                continue
+            etag = (etags or {}).get(name, expected[name].get("etag"))
+            if "md5_parts" in got or "md5" in got:
+                mine = s3.etag_from_part_md5s(got["md5_parts"]) if "md5_parts" in got else got["md5"]
+                entry["etag_match"] = mine == etag
+                if mine != etag:
+                    entry["state"] = "content_mismatch"
+                    problems.append({"file": name, "problem": "content_mismatch",
+                                     "detail": "content differs from S3: ETag %s here, %s in S3" % (mine, etag)})
+            if manifest and name in manifest and "sha256" in got:
+                entry["sha256_match"] = got["sha256"] == manifest[name]
+                if not entry["sha256_match"]:
+                    entry["state"] = "content_mismatch"
+                    problems.append({"file": name, "problem": "sha256_mismatch",
+                                     "detail": "SHA-256 %s differs from the manifest's %s" % (got["sha256"], manifest[name])})
+            header = got.get("safetensors")
+            if header is not None:
+                entry["safetensors_ok"] = header["ok"]
+                if not header["ok"]:
+                    entry["state"] = "bad_safetensors"
+                    problems.append({"file": name, "problem": "bad_safetensors", "detail": header["problem"]})
+
+    shards = index_shards(index)
+    config_present = per_file.get("config.json", {}).get("state") in ("ok", "content_mismatch", "bad_safetensors")
+    shards_present = [s for s in shards if per_file.get(s, {}).get("state") == "ok"]
+    for shard in shards:
+        if shard not in expected:
+            problems.append({"file": shard, "problem": "index_shard_not_in_s3",
+                             "detail": "named in %s but not in the bucket" % INDEX_NAME})
+    if "config.json" not in expected:
+        problems.append({"file": "config.json", "problem": "missing_in_s3", "detail": "the checkpoint has no config.json"})
+    in_progress = bool(temp_for)
+    complete = not problems and all(e["state"] == "ok" for e in per_file.values())
+    percent = round(100.0 * bytes_present / bytes_expected, 1) if bytes_expected else (100.0 if complete else 0.0)
+    return {
+        "complete": complete,
+        "in_progress": in_progress and not complete,
+        "config_json_present": bool(config_present),
+        "index_shards": shards,
+        "index_shards_present": len(shards_present),
+        "all_index_shards_present": len(shards_present) == len(shards),
+        "problems": problems,
+        "files": per_file,
+        "extra_files": extras,
+        "temp_files": sorted(t["name"] for ts in temp_for.values() for t in ts),
+        "bytes_present": bytes_present,
+        "bytes_expected": bytes_expected,
+        "percent": percent,
+    }
+
+
+def deep_request(expected, part_sizes, manifest=None, check_etag=True, check_headers=True):
+    """What the agent must compute per file for a deep check."""
+    files = {}
+    for name in expected:
+        req = {}
+        if check_etag:
+            if part_sizes.get(name):
+                req["md5_part_size"] = part_sizes[name]
+            else:
+                req["md5"] = True
+        if manifest and name in manifest:
+            req["sha256"] = True
+        if check_headers and name.endswith(".safetensors"):
+            req["safetensors"] = True
+        files[name] = req
+    return files
+
+
+class Progress(object):
+    """Rate and ETA from successive byte counts; stall detection."""
+
+    def __init__(self, total):
+        self.total = total
+        self.samples = []  # (t, bytes)
+        self.last_growth = None
+
+    def add(self, t, present):
+        if not self.samples or present > self.samples[-1][1]:
+            self.last_growth = t
+        self.samples.append((t, present))
+        self.samples = self.samples[-10:]
+
+    def rate(self):
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def eta(self):
+        rate = self.rate()
+        if rate <= 0 or not self.samples:
+            return None
+        return max(0.0, (self.total - self.samples[-1][1]) / rate)
+
+    def stalled_for(self, now):
+        return 0.0 if self.last_growth is None else now - self.last_growth
+
+
+# ----------------------------------------------------------------------------- the module
+def container_problem(pod, container):
+    """Why the container cannot be downloading any more, or None."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") != container:
+            continue
+        state = cs.get("state") or {}
+        if "terminated" in state:
+            t = state["terminated"]
+            return "container %s terminated (exit code %s, %s)" % (container, t.get("exitCode"), t.get("reason") or "no reason")
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerError"):
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            extra = ", last exit code %s %s" % (last.get("exitCode"), last.get("reason") or "") if last else ""
+            return "container %s is %s (restarts %s%s)" % (container, waiting["reason"], cs.get("restartCount", 0), extra)
+    if (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
+        return "pod is %s: %s" % (pod["status"]["phase"], pod["status"].get("reason") or pod["status"].get("message") or "")
+    return None
+
+
+class Target(object):
+    """Where the files are: a local directory, or a pod's container (through exec)."""
+
+    def __init__(self, module):
+        self.p = module.params
+        self.api = None
+        self.pod_name = None
+        if not self.p.get("path"):
+            module.require("kubernetes")
+            self.api = kube.core_api(self.p)
+
+    def describe(self):
+        if self.p.get("path"):
+            return "path %s" % self.p["path"]
+        return "pod %s/%s container %s folder %s" % (self.p["namespace"], self.pod_name, self.p["container"], self.p["model_dir"])
+
+    def resolve_pod(self):
+        """The pod to inspect (for endpoint_id / endpoint_name: the newest pod of the endpoint) and its state."""
+        ns = self.p["namespace"]
+        try:
+            if self.p.get("pod"):
+                pod = self.api.api_client.sanitize_for_serialization(self.api.read_namespaced_pod(self.p["pod"], ns))
+            else:
+                if self.p.get("endpoint_id"):
+                    pods = kube.endpoint_pods(self.api, ns, self.p["endpoint_id"])
+                else:
+                    raw = self.api.list_namespaced_pod(ns, label_selector="endpoint_name=%s" % self.p["endpoint_name"])
+                    pods = sorted(self.api.api_client.sanitize_for_serialization(raw).get("items", []),
+                                  key=lambda x: x["metadata"].get("creationTimestamp") or "", reverse=True)
+                if not pods:
+                    raise kube.KubeError("no pod found for endpoint %s in namespace %s" % (
+                        self.p.get("endpoint_id") or self.p.get("endpoint_name"), ns))
+                pod = pods[0]
+        except kube.ApiException as e:
+            raise kube.api_error(e, "Reading the pod")
+        self.pod_name = pod["metadata"]["name"]
+        return pod
+
+    def inspect(self, files):
+        request = {"root": self.p.get("path") or self.p["model_dir"], "files": files, "workers": self.p.get("workers")}
+        if self.p.get("path"):
+            return verify_agent.inspect(request)
+        argv = [self.p["python"], "-c", inspect.getsource(verify_agent), json.dumps(request)]
+        rc, out, err = kube.exec_in_pod(self.api, self.p["namespace"], self.pod_name, self.p["container"], argv,
+                                             timeout=self.p["exec_timeout"])
+        if rc != 0:
+            raise kube.KubeError("the verification helper failed in %s (exit %s): %s" % (self.describe(), rc, (err or out)[-500:]))
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise kube.KubeError("unexpected output from %s: %s" % (self.describe(), out[-300:]))
+
+
+def run(module):
+    p = module.params
+    module.require("boto3")
+    try:
+        bucket, prefix = s3.parse_s3_url(p["checkpoint_path"])
+        client = s3.client_from_params(p)
+        listing = s3.list_prefix(client, bucket, prefix)
+    except s3.S3Error as e:
+        module.fail_json(msg=str(e))
+    expected = {k: v for k, v in listing.items() if s3.is_model_file(k, p["include"], p["exclude"])}
+    if not expected:
+        module.fail_json(msg="checkpoint_path %s holds no model files matching %s" % (p["checkpoint_path"], ", ".join(p["include"])))
+    try:
+        index = s3.get_json(client, bucket, prefix + INDEX_NAME) if INDEX_NAME in expected else None
+    except s3.S3Error as e:
+        module.fail_json(msg=str(e))
+
+    deep = p["mode"] == "deep"
+    part_sizes = {}
+    if deep and p["check_etag"]:
+        try:
+            for name, info in expected.items():
+                if s3.multipart_count(info["etag"]):
+                    part_sizes[name] = s3.part_size(client, bucket, prefix + name)
+        except s3.S3Error as e:
+            module.fail_json(msg=str(e))
+
+    try:
+        target = Target(module)
+    except kube.KubeError as e:
+        module.fail_json(msg=str(e))
+    manifest = p.get("sha256_manifest") or None
+    tracker = Progress(sum(v["size"] for v in expected.values()))
+    start = time.monotonic()
+    lines = []
+    pod = None
+    while True:
+        now = time.monotonic() - start
+        try:
+            if not p.get("path"):
+                pod = target.resolve_pod()
+            answer = target.inspect({})  # names and sizes only
+        except kube.KubeError as e:
+            module.fail_json(msg=str(e), progress=lines)
+        result = compare(expected, answer["files"] if answer["exists"] else {}, index)
+        result["model_dir_exists"] = answer["exists"]
+        tracker.add(now, result["bytes_present"])
+        rate, eta = tracker.rate(), tracker.eta()
+        line = "%5.1fs %5.1f%% %s of %s%s%s" % (
+            now, result["percent"], format_bytes(result["bytes_present"]), format_bytes(result["bytes_expected"]),
+            ", %s/s" % format_bytes(rate) if rate > 0 else "", ", ETA %ds" % eta if eta is not None and not result["complete"] else "")
+        if not lines or lines[-1].split(" ", 1)[1] != line.split(" ", 1)[1]:
+            lines.append(line.strip())
+            module.log("s3_sync_verify %s: %s" % (target.describe(), line.strip()))
+        if result["complete"] or not p["wait"]:
+            break
+        dead = container_problem(pod, p["container"]) if pod else None
+        if dead:
+            module.fail_json(msg="Download cannot finish: %s; %s of %s present" % (
+                dead, format_bytes(result["bytes_present"]), format_bytes(result["bytes_expected"])),
+                failure="container_terminated", progress=lines, **result)
+        stalled = tracker.stalled_for(now)
+        if stalled >= p["stall_timeout"]:
+            module.fail_json(msg="Download stalled: no new bytes for %ds at %.1f%% (%s of %s) in %s" % (
+                stalled, result["percent"], format_bytes(result["bytes_present"]), format_bytes(result["bytes_expected"]),
+                target.describe()), failure="stalled", progress=lines, **result)
+        if now >= p["wait_timeout"]:
+            module.fail_json(msg="Timed out after %ds at %.1f%%" % (now, result["percent"]), failure="timeout", progress=lines, **result)
+        time.sleep(p["wait_sleep"])
+
+    if deep and result["complete"]:
+        files = deep_request(expected, part_sizes, manifest, p["check_etag"], p["check_headers"])
+        try:
+            answer = target.inspect(files)
+        except kube.KubeError as e:
+            module.fail_json(msg=str(e), progress=lines)
+        result = compare(expected, answer["files"], index, deep=answer["files"], manifest=manifest)
+        result["model_dir_exists"] = answer["exists"]
+        result["deep_errors"] = answer.get("errors", [])
+    result.update(changed=False, mode=p["mode"], progress=lines, elapsed=round(time.monotonic() - start, 2),
+                  checked=target.describe(), pod=target.pod_name)
+    if p["fail_on_problems"] and not result["complete"]:
+        summary = "; ".join("%s: %s" % (x["file"], x["problem"]) for x in result["problems"][:10])
+        module.fail_json(msg="Model files do not match %s (%d problem(s)): %s" % (p["checkpoint_path"], len(result["problems"]), summary),
+                         **result)
+    module.exit_json(**result)

@@ -1,0 +1,289 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: s3_sync_verify
+short_description: Verify that an endpoint pod (or a directory) holds exactly the checkpoint in S3
+version_added: 0.1.0
+description:
+  - Compares the model files of a checkpoint prefix in S3 with what an endpoint pod downloaded into
+    its C(model_files) folder (listed through the Kubernetes exec API in the C(main) container), or
+    with a local directory (O(path)).
+  - Reports per file and in total what is missing, what differs in size, what is still under a
+    download tool's temporary name (awscli C(<name>.<8 chars>), s5cmd C(<name><digits>), C(.tmp)),
+    whether C(config.json) and every shard named in C(model.safetensors.index.json) are there, and
+    the bytes present against the bytes expected.
+  - O(mode=deep) also checks content once every file is there. The S3 ETag is recomputed, a plain
+    MD5 for single-part objects, or the multipart ETag with the part size learnt from one
+    C(HEAD ?partNumber=1) per object, never assumed. SHA-256 digests are compared against O(sha256_manifest)
+    when given, and every safetensors header is parsed and its data length checked against the file.
+    Hashing runs in parallel threads, inside the pod when the files are there.
+  - With O(wait=true) it polls until the download is complete, records progress (percent, rate, ETA)
+    and fails fast when no byte arrived for O(stall_timeout) seconds or the container has terminated.
+author:
+  - ODP platform team (@odp-platform)
+options:
+  checkpoint_path:
+    description: S3 prefix of the checkpoint, C(s3://bucket/prefix/).
+    type: str
+    required: true
+  path:
+    description: Local directory holding the downloaded files (on the host the module runs on).
+    type: path
+  pod:
+    description: Name of the pod whose container holds the files.
+    type: str
+  endpoint_id:
+    description: Endpoint id (C(end_...)); its newest pod is checked.
+    type: str
+  endpoint_name:
+    description: Endpoint name; its newest pod (label C(endpoint_name)) is checked.
+    type: str
+  namespace:
+    description: Namespace of the endpoint pods.
+    type: str
+    default: llm-core
+  container:
+    description: Container that downloads the files.
+    type: str
+    default: main
+  model_dir:
+    description: Folder of the files inside the container, relative to its working directory or absolute.
+    type: str
+    default: model_files
+  python:
+    description: Python interpreter inside the container, used to run the verification helper.
+    type: str
+    default: python3
+  mode:
+    description:
+      - V(quick) compares names, sizes, temporary names and the index. V(deep) adds content checks.
+    type: str
+    default: quick
+    choices: [quick, deep]
+  check_etag:
+    description: In deep mode, recompute and compare the S3 ETag of every file.
+    type: bool
+    default: true
+  check_headers:
+    description: In deep mode, parse every safetensors header and check the file length it implies.
+    type: bool
+    default: true
+  sha256_manifest:
+    description: In deep mode, expected SHA-256 per file name (relative to the checkpoint prefix).
+    type: dict
+  include:
+    description:
+      - Which objects count as model files (shell patterns on the base name). The default is what
+        model-engine's s5cmd download fetches; use V(['*']) for an C(aws s3 sync) of everything.
+    type: list
+    elements: str
+    default: ["*.model", "*.model.v*", "*.json", "*.safetensors", "*.txt", "*.jinja"]
+  exclude:
+    description: Objects never downloaded (shell patterns on the base name).
+    type: list
+    elements: str
+    default: ["optimizer*"]
+  workers:
+    description: Hashing threads; defaults to the CPU count where the hashing runs.
+    type: int
+  wait:
+    description: Poll until the download is complete.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait in total.
+    type: int
+    default: 3600
+  wait_sleep:
+    description: Seconds between two polls.
+    type: float
+    default: 5
+  stall_timeout:
+    description: Seconds without a new byte after which a wait fails as stalled.
+    type: int
+    default: 300
+  exec_timeout:
+    description: Seconds one exec into the pod may take (deep mode hashes there).
+    type: int
+    default: 1800
+  fail_on_problems:
+    description: Fail when the files are not complete and correct. With V(false) the result is only returned.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - odp.model_engine.s3
+  - odp.model_engine.k8s_auth
+  - odp.model_engine.attributes
+  - odp.model_engine.attributes.INFO_MODULE
+  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE
+notes:
+  - The container needs a Python 3 interpreter (vLLM images have one) for pod checks.
+"""
+
+EXAMPLES = r"""
+- name: Is the download of the endpoint's pod done? (does not fail while in progress)
+  odp.model_engine.s3_sync_verify:
+    checkpoint_path: s3://scale-gp-models/intermediate-model-aws/
+    endpoint_name: test-endpoint-v1
+    namespace: llm-core
+    s3_endpoint_url: https://oss.odp.om
+    fail_on_problems: false
+  register: sync
+
+- name: Wait for the download, then check every byte
+  odp.model_engine.s3_sync_verify:
+    checkpoint_path: s3://scale-gp-models/intermediate-model-aws/
+    endpoint_name: test-endpoint-v1
+    mode: deep
+    wait: true
+    stall_timeout: 120
+
+- name: Verify a node-local cache
+  odp.model_engine.s3_sync_verify:
+    checkpoint_path: s3://scale-gp-models/intermediate-model-aws/
+    path: /var/cache/models/intermediate-model-aws
+    include: ["*"]
+"""
+
+RETURN = r"""
+complete:
+  description: Every model file is present with the right size (and, in deep mode, content), nothing under a temporary name.
+  returned: success
+  type: bool
+  sample: true
+in_progress:
+  description: Not complete, and files under a download tool's temporary name show a download is running.
+  returned: success
+  type: bool
+  sample: false
+problems:
+  description: What is wrong, per file. C(problem) is one of C(missing), C(size_mismatch), C(temp_name),
+    C(content_mismatch), C(sha256_mismatch), C(bad_safetensors), C(index_shard_not_in_s3), C(missing_in_s3).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{file: model-00002-of-00003.safetensors, problem: size_mismatch, detail: "1024 bytes here, 2048 bytes in S3"}]
+bytes_present:
+  description: Bytes of the expected files present (partial downloads count what was written).
+  returned: success
+  type: int
+  sample: 1073741824
+bytes_expected:
+  description: Bytes of the model files in S3.
+  returned: success
+  type: int
+  sample: 2147483648
+percent:
+  description: C(bytes_present) as a percentage of C(bytes_expected).
+  returned: success
+  type: float
+  sample: 50.0
+config_json_present:
+  description: C(config.json) is downloaded.
+  returned: success
+  type: bool
+  sample: true
+index_shards:
+  description: Shards named in C(model.safetensors.index.json).
+  returned: success
+  type: list
+  elements: str
+  sample: [model-00001-of-00002.safetensors, model-00002-of-00002.safetensors]
+all_index_shards_present:
+  description: Every shard the index names is downloaded.
+  returned: success
+  type: bool
+  sample: true
+files:
+  description: Per expected file, C(state) (ok, missing, downloading, size_mismatch, content_mismatch,
+    bad_safetensors), C(size), C(expected_size) and, in deep mode, C(etag_match), C(sha256_match), C(safetensors_ok).
+  returned: success
+  type: dict
+  sample: {config.json: {state: ok, size: 700, expected_size: 700}}
+temp_files:
+  description: Files under a temporary download name.
+  returned: success
+  type: list
+  elements: str
+  sample: [model-00002-of-00002.safetensors.3fA9c0D1]
+extra_files:
+  description: Files that are neither model files in S3 nor temporary files.
+  returned: success
+  type: list
+  elements: str
+  sample: [.complete]
+progress:
+  description: Progress lines (elapsed, percent, bytes, rate, ETA) recorded while waiting.
+  returned: success
+  type: list
+  elements: str
+  sample: ["0.0s 12.5% 128.0 MiB of 1.0 GiB, 40.0 MiB/s, ETA 22s"]
+checked:
+  description: What was inspected.
+  returned: success
+  type: str
+  sample: pod llm-core/launch-endpoint-id-end-x-6d9f-abcde container main folder model_files
+pod:
+  description: Name of the pod inspected.
+  returned: when a pod was inspected
+  type: str
+  sample: launch-endpoint-id-end-cismpd08agn003rr2kc0-5d8f7c9b6-x2x7q
+elapsed:
+  description: Seconds taken.
+  returned: success
+  type: float
+  sample: 0.42
+mode:
+  description: The mode used.
+  returned: success
+  type: str
+  sample: quick
+"""
+
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import S3_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
+from ansible_collections.odp.model_engine.plugins.module_utils.s3 import MODEL_ENGINE_EXCLUDE, MODEL_ENGINE_INCLUDE
+from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import run
+
+
+def main():
+    spec = merge_specs(
+        S3_CONNECTION_SPEC, K8S_AUTH_SPEC,
+        checkpoint_path=dict(type="str", required=True),
+        path=dict(type="path"),
+        pod=dict(type="str"),
+        endpoint_id=dict(type="str"),
+        endpoint_name=dict(type="str"),
+        namespace=dict(type="str", default="llm-core"),
+        container=dict(type="str", default="main"),
+        model_dir=dict(type="str", default="model_files"),
+        python=dict(type="str", default="python3"),
+        mode=dict(type="str", default="quick", choices=["quick", "deep"]),
+        check_etag=dict(type="bool", default=True),
+        check_headers=dict(type="bool", default=True),
+        sha256_manifest=dict(type="dict"),
+        include=dict(type="list", elements="str", default=list(MODEL_ENGINE_INCLUDE)),
+        exclude=dict(type="list", elements="str", default=list(MODEL_ENGINE_EXCLUDE)),
+        workers=dict(type="int"),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=3600),
+        wait_sleep=dict(type="float", default=5.0),
+        stall_timeout=dict(type="int", default=300),
+        exec_timeout=dict(type="int", default=1800),
+        fail_on_problems=dict(type="bool", default=True),
+    )
+    module = ModelEngineModule(
+        argument_spec=spec, supports_check_mode=True,
+        required_one_of=[("path", "pod", "endpoint_id", "endpoint_name")],
+        mutually_exclusive=[("path", "pod", "endpoint_id", "endpoint_name")],
+    )
+    run(module)
+
+
+if __name__ == "__main__":
+    main()
