@@ -15,6 +15,7 @@ import re
 import time
 
 from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3, verify_agent
+from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes
 
 # awscli (s3transfer) writes "<name>.<8 random hex digits>" and renames on completion; the runbook
@@ -200,25 +201,6 @@ class Progress(object):
 
 
 # ----------------------------------------------------------------------------- the module
-def container_problem(pod, container):
-    """Why the container cannot be downloading any more, or None."""
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") != container:
-            continue
-        state = cs.get("state") or {}
-        if "terminated" in state:
-            t = state["terminated"]
-            return "container %s terminated (exit code %s, %s)" % (container, t.get("exitCode"), t.get("reason") or "no reason")
-        waiting = state.get("waiting") or {}
-        if waiting.get("reason") in ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerError"):
-            last = (cs.get("lastState") or {}).get("terminated") or {}
-            extra = ", last exit code %s %s" % (last.get("exitCode"), last.get("reason") or "") if last else ""
-            return "container %s is %s (restarts %s%s)" % (container, waiting["reason"], cs.get("restartCount", 0), extra)
-    if (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
-        return "pod is %s: %s" % (pod["status"]["phase"], pod["status"].get("reason") or pod["status"].get("message") or "")
-    return None
-
-
 class Target(object):
     """Where the files are: a local directory, or a pod's container (through exec)."""
 

@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import Progress, classify_local, compare, container_problem
+from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
+from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import Progress, classify_local, compare
 from tests.unit.plugins.module_utils.test_s3_and_agent import safetensors_bytes
 
 EXPECTED = {
