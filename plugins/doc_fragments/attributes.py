@@ -38,8 +38,35 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Use C(group/odp.model_engine.model_engine) in C(module_defaults) to set defaults for this module.
+    description: Use C(group/odp.model_engine.model_engine) in C(module_defaults) to set the gateway connection once.
     support: full
     membership:
       - odp.model_engine.model_engine
+"""
+
+    ACTIONGROUP_K8S_S3 = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/odp.model_engine.k8s) and C(group/odp.model_engine.s3) in C(module_defaults) to set the
+        Kubernetes and S3 connections once.
+    support: full
+    membership:
+      - odp.model_engine.k8s
+      - odp.model_engine.s3
+"""
+
+    ACTIONGROUP_ALL = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/odp.model_engine.model_engine), C(group/odp.model_engine.k8s) and C(group/odp.model_engine.s3)
+        in C(module_defaults) to set the gateway, Kubernetes and S3 connections once.
+    support: full
+    membership:
+      - odp.model_engine.model_engine
+      - odp.model_engine.k8s
+      - odp.model_engine.s3
 """

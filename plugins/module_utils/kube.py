@@ -52,7 +52,8 @@ def core_api(params):
         client = get_api_client(**kwargs)
     except Exception as e:  # CoreException, ConfigException
         raise KubeError("Could not configure the Kubernetes client: %s" % e)
-    return CoreV1Api(client.client)
+    # K8SClient.client is kubernetes.core's dynamic client; its .client is the ApiClient.
+    return CoreV1Api(getattr(client.client, "client", client.client))
 
 
 def api_error(e, what):

@@ -72,7 +72,7 @@ extends_documentation_fragment:
   - odp.model_engine.k8s_auth
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
-  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE
+  - odp.model_engine.attributes.ACTIONGROUP_K8S_S3
 """
 
 EXAMPLES = r"""
