@@ -138,6 +138,23 @@ def endpoint_pods(api, namespace, endpoint_id):
     return sorted(items, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
 
 
+def find_pods(api, namespace, pod=None, endpoint_id=None, endpoint_name=None):
+    """The named pod, or an endpoint's pods (by id: the Deployment's app label; by name: the
+    ``endpoint_name`` label), newest first; [] when none exists."""
+    try:
+        if pod:
+            return [api.api_client.sanitize_for_serialization(api.read_namespaced_pod(pod, namespace))]
+        if endpoint_id:
+            return endpoint_pods(api, namespace, endpoint_id)
+        raw = api.list_namespaced_pod(namespace, label_selector="endpoint_name=%s" % endpoint_name)
+    except ApiException as e:
+        if e.status == 404:
+            return []
+        raise api_error(e, "Reading the pods of %s" % (pod or endpoint_id or endpoint_name))
+    items = api.api_client.sanitize_for_serialization(raw).get("items", [])
+    return sorted(items, key=lambda x: (x.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
+
+
 def exec_in_pod(api, namespace, pod, container, argv, timeout=300):
     """Run argv in the container through the exec API; return (rc, stdout, stderr)."""
     try:

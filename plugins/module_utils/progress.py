@@ -9,16 +9,14 @@ against the checkpoint, with rate and ETA computed from the previous snapshot a 
 
 from __future__ import annotations
 
-import inspect
-import json
 import time
 
-from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3, verify_agent
+from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3
 from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import annotate, get_endpoint
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import pod_summary
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes
-from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import compare
+from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import compare, run_agent_in_pod
 
 SERVING, PROGRESSING, FAILED, ABSENT = "serving", "progressing", "failed", "absent"
 
@@ -50,15 +48,10 @@ def verdict(record, pods, download, previous, now, pending_timeout, stall_timeou
     return PROGRESSING, status or "unknown"
 
 
-def _download(api, namespace, pod_name, container, model_dir, python, expected, index):
-    """Quick listing of the pod's model folder through exec; None when the helper could not run."""
-    request = {"root": model_dir, "files": {}}
-    rc, out, _err = kube.exec_in_pod(api, namespace, pod_name, container,
-                                     [python, "-c", inspect.getsource(verify_agent), json.dumps(request)], timeout=120)
-    if rc != 0:
-        return None
-    answer = json.loads(out)
-    return compare(expected, answer["files"] if answer["exists"] else {}, index)
+def _download(api, namespace, pod_name, container, model_dir, python, expected):
+    """Quick listing of the pod's model folder through exec, compared with the checkpoint."""
+    answer = run_agent_in_pod(api, namespace, pod_name, container, python, {"root": model_dir, "files": {}}, timeout=120)
+    return compare(expected, answer["files"] if answer["exists"] else {}, None)
 
 
 def _short(pod_name):
@@ -98,7 +91,7 @@ def snapshot(module):
                 listing = s3.list_prefix(s3c, bucket, prefix)
                 expected = {k: v for k, v in listing.items() if s3.is_model_file(k)}
                 result["download"] = _download(api, p["namespace"], running[0]["metadata"]["name"], p["container"],
-                                               p["model_dir"], p["python"], expected, None)
+                                               p["model_dir"], p["python"], expected)
             except (s3.S3Error, kube.KubeError) as e:
                 result["download_error"] = str(e)
     dl = result["download"]

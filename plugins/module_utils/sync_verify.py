@@ -9,10 +9,12 @@ under a download tool's temporary name, sizes equal to the bucket's; in deep mod
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import re
 import time
+import zlib
 
 from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3, verify_agent
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
@@ -201,6 +203,25 @@ class Progress(object):
 
 
 # ----------------------------------------------------------------------------- the module
+def agent_argv(python, request):
+    """argv that runs the verification agent with ``python -c``; the source travels compressed, since
+    exec arguments are sent in the request URL."""
+    packed = base64.b64encode(zlib.compress(inspect.getsource(verify_agent).encode("utf-8"), 9)).decode("ascii")
+    return [python, "-c", "import base64,zlib;exec(zlib.decompress(base64.b64decode('%s')))" % packed, json.dumps(request)]
+
+
+def run_agent_in_pod(api, namespace, pod, container, python, request, timeout):
+    """The agent's answer from inside the container; KubeError when it could not run."""
+    rc, out, err = kube.exec_in_pod(api, namespace, pod, container, agent_argv(python, request), timeout=timeout)
+    where = "pod %s/%s container %s" % (namespace, pod, container)
+    if rc != 0:
+        raise kube.KubeError("the verification helper failed in %s (exit %s): %s" % (where, rc, (err or out)[-500:]))
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise kube.KubeError("unexpected output from the verification helper in %s: %s" % (where, out[-300:]))
+
+
 class Target(object):
     """Where the files are: a local directory, or a pod's container (through exec)."""
 
@@ -219,23 +240,11 @@ class Target(object):
 
     def resolve_pod(self):
         """The pod to inspect (for endpoint_id / endpoint_name: the newest pod of the endpoint) and its state."""
-        ns = self.p["namespace"]
-        try:
-            if self.p.get("pod"):
-                pod = self.api.api_client.sanitize_for_serialization(self.api.read_namespaced_pod(self.p["pod"], ns))
-            else:
-                if self.p.get("endpoint_id"):
-                    pods = kube.endpoint_pods(self.api, ns, self.p["endpoint_id"])
-                else:
-                    raw = self.api.list_namespaced_pod(ns, label_selector="endpoint_name=%s" % self.p["endpoint_name"])
-                    pods = sorted(self.api.api_client.sanitize_for_serialization(raw).get("items", []),
-                                  key=lambda x: x["metadata"].get("creationTimestamp") or "", reverse=True)
-                if not pods:
-                    raise kube.KubeError("no pod found for endpoint %s in namespace %s" % (
-                        self.p.get("endpoint_id") or self.p.get("endpoint_name"), ns))
-                pod = pods[0]
-        except kube.ApiException as e:
-            raise kube.api_error(e, "Reading the pod")
+        pods = kube.find_pods(self.api, self.p["namespace"], self.p.get("pod"), self.p.get("endpoint_id"), self.p.get("endpoint_name"))
+        if not pods:
+            raise kube.KubeError("no pod found for %s in namespace %s" % (
+                self.p.get("pod") or self.p.get("endpoint_id") or self.p.get("endpoint_name"), self.p["namespace"]))
+        pod = pods[0]
         self.pod_name = pod["metadata"]["name"]
         return pod
 
@@ -243,15 +252,8 @@ class Target(object):
         request = {"root": self.p.get("path") or self.p["model_dir"], "files": files, "workers": self.p.get("workers")}
         if self.p.get("path"):
             return verify_agent.inspect(request)
-        argv = [self.p["python"], "-c", inspect.getsource(verify_agent), json.dumps(request)]
-        rc, out, err = kube.exec_in_pod(self.api, self.p["namespace"], self.pod_name, self.p["container"], argv,
-                                             timeout=self.p["exec_timeout"])
-        if rc != 0:
-            raise kube.KubeError("the verification helper failed in %s (exit %s): %s" % (self.describe(), rc, (err or out)[-500:]))
-        try:
-            return json.loads(out)
-        except ValueError:
-            raise kube.KubeError("unexpected output from %s: %s" % (self.describe(), out[-300:]))
+        return run_agent_in_pod(self.api, self.p["namespace"], self.pod_name, self.p["container"], self.p["python"],
+                                request, self.p["exec_timeout"])
 
 
 def run(module):

@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vllm_ready
+short_description: Check (or wait) that an endpoint's vLLM serves, through the Kubernetes pod proxy
+version_added: 0.1.0
+description:
+  - Checks vLLM in an endpoint pod the way the runbook does by hand, without a port-forward process,
+    through the API server's pod proxy. C(/health) on the C(main) container's port (5005) must answer
+    200, C(/v1/models) must list the served model, and optionally a smoke completion must answer,
+    directly (C(/v1/completions) on the pod) or through the model-engine gateway (C(/v2/chat/completions)).
+  - With O(wait=true) it polls with a short backoff (0.1 s doubling up to O(wait_sleep)) and fails at
+    once, with the last lines of the C(main) log, when the pod is in a state it cannot leave by itself
+    (CrashLoopBackOff, a terminated container such as OOMKilled / exit 137, ImagePullBackOff, Evicted,
+    Unschedulable).
+  - Returns the time to healthy, to model listed and to first completion.
+author:
+  - ODP platform team (@odp-platform)
+options:
+  endpoint_name:
+    description: Endpoint name (pods labelled C(endpoint_name)); its newest running pod is checked.
+    type: str
+  endpoint_id:
+    description: Endpoint id (C(end_...)).
+    type: str
+  pod:
+    description: A pod name.
+    type: str
+  namespace:
+    description: Namespace of the endpoint pods.
+    type: str
+    default: llm-core
+  container:
+    description: The vLLM container (for logs).
+    type: str
+    default: main
+  port:
+    description: Port vLLM listens on in the container.
+    type: int
+    default: 5005
+  model:
+    description: Served model name that C(/v1/models) must list, for example the endpoint's C(model_name).
+    type: str
+  smoke:
+    description:
+      - V(none) stops after C(/v1/models); V(direct) posts a completion to the pod; V(gateway) posts a
+        chat completion to the model-engine gateway with the endpoint name as model (needs O(url), O(user_id)
+        and O(endpoint_name)).
+    type: str
+    default: none
+    choices: [none, direct, gateway]
+  prompt:
+    description: Prompt of the smoke completion.
+    type: str
+    default: Say hello.
+  max_tokens:
+    description: Tokens of the smoke completion.
+    type: int
+    default: 8
+  wait:
+    description: Poll until ready.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait in total.
+    type: int
+    default: 1800
+  wait_sleep:
+    description: Longest pause between two polls (the backoff starts at 0.1 s).
+    type: float
+    default: 1
+  fail_on_not_ready:
+    description: Without O(wait), fail when not ready (otherwise only C(ready=false) is returned).
+    type: bool
+    default: false
+  url:
+    description: model-engine gateway URL, for O(smoke=gateway).
+    type: str
+    aliases: [model_engine_url]
+  user_id:
+    description: model-engine user id, for O(smoke=gateway).
+    type: str
+  validate_certs:
+    description: Verify the gateway's TLS certificate.
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle of the gateway.
+    type: path
+  request_timeout:
+    description: Seconds to wait for one gateway answer.
+    type: float
+    default: 30
+  retries:
+    description: Retries of gateway requests on 429/502/503/504 and connection errors.
+    type: int
+    default: 4
+extends_documentation_fragment:
+  - odp.model_engine.k8s_auth
+  - odp.model_engine.attributes
+  - odp.model_engine.attributes.INFO_MODULE
+attributes:
+  action_group:
+    description:
+      - Use C(group/odp.model_engine.model_engine) and C(group/odp.model_engine.k8s) in C(module_defaults) to set
+        the gateway and Kubernetes connections once.
+    support: full
+    membership:
+      - odp.model_engine.model_engine
+      - odp.model_engine.k8s
+"""
+
+EXAMPLES = r"""
+- name: Wait until vLLM serves test-model, then run a completion through the gateway
+  odp.model_engine.vllm_ready:
+    endpoint_name: test-endpoint-v1
+    model: test-model
+    smoke: gateway
+    url: "{{ model_engine_url }}"
+    user_id: "{{ model_engine_user }}"
+    wait: true
+    wait_timeout: 1800
+  register: vllm
+"""
+
+RETURN = r"""
+ready:
+  description: Every requested step passed.
+  returned: always
+  type: bool
+  sample: true
+timings:
+  description: Seconds from the start of the module to each step passing (C(healthy), C(model_listed), C(first_completion)).
+  returned: always
+  type: dict
+  sample: {healthy: 0.12, model_listed: 0.15, first_completion: 0.31}
+served_models:
+  description: Model names C(/v1/models) lists.
+  returned: when ready
+  type: list
+  elements: str
+  sample: [test-model, model_files]
+completion:
+  description: Text of the smoke completion.
+  returned: when a smoke completion ran
+  type: str
+  sample: Hello
+pod:
+  description: The pod checked, as the M(odp.model_engine.pod_summary) filter describes it.
+  returned: when a pod was found
+  type: dict
+failure:
+  description: The step that did not pass (C(pod), C(health), C(models), C(completion)), or C(terminal).
+  returned: when not ready
+  type: str
+  sample: health
+main_logs:
+  description: Last lines of the C(main) container's log (the previous instance's when it crashed).
+  returned: when not ready
+  type: list
+  elements: str
+  sample: ["ValueError: Model architectures ['Qwen3ForCausalLM'] are not supported for now."]
+attempts:
+  description: Polls made.
+  returned: always
+  type: int
+  sample: 3
+"""
+
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
+from ansible_collections.odp.model_engine.plugins.module_utils.readiness import run
+
+
+def main():
+    gateway = merge_specs(MODEL_ENGINE_CONNECTION_SPEC)
+    gateway["url"].update(required=False)
+    gateway["user_id"].update(required=False)
+    spec = merge_specs(
+        gateway, K8S_AUTH_SPEC,
+        endpoint_name=dict(type="str"),
+        endpoint_id=dict(type="str"),
+        pod=dict(type="str"),
+        namespace=dict(type="str", default="llm-core"),
+        container=dict(type="str", default="main"),
+        port=dict(type="int", default=5005),
+        model=dict(type="str"),
+        smoke=dict(type="str", default="none", choices=["none", "direct", "gateway"]),
+        prompt=dict(type="str", default="Say hello."),
+        max_tokens=dict(type="int", default=8),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=1800),
+        wait_sleep=dict(type="float", default=1.0),
+        fail_on_not_ready=dict(type="bool", default=False),
+    )
+    module = ModelEngineModule(
+        argument_spec=spec, supports_check_mode=True, requires=("kubernetes",),
+        required_one_of=[("endpoint_name", "endpoint_id", "pod")],
+        mutually_exclusive=[("endpoint_name", "endpoint_id", "pod")],
+        required_if=[("smoke", "gateway", ("url", "user_id", "endpoint_name"))],
+    )
+    run(module)
+
+
+if __name__ == "__main__":
+    main()
