@@ -14,6 +14,7 @@ import json
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import resource_name
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes
 
 try:
@@ -35,10 +36,6 @@ K8S_AUTH_SPEC = dict(
 GPU = "nvidia.com/gpu"
 EPHEMERAL = "ephemeral-storage"
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
-
-
-class KubeError(Exception):
-    pass
 
 
 def core_api(params):

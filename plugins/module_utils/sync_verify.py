@@ -16,7 +16,8 @@ import re
 import time
 import zlib
 
-from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3, verify_agent
+from ansible_collections.odp.model_engine.plugins.module_utils import s3, verify_agent
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes
 
@@ -212,14 +213,16 @@ def agent_argv(python, request):
 
 def run_agent_in_pod(api, namespace, pod, container, python, request, timeout):
     """The agent's answer from inside the container; KubeError when it could not run."""
+    from ansible_collections.odp.model_engine.plugins.module_utils import kube  # the client costs ~1 s to import
+
     rc, out, err = kube.exec_in_pod(api, namespace, pod, container, agent_argv(python, request), timeout=timeout)
     where = "pod %s/%s container %s" % (namespace, pod, container)
     if rc != 0:
-        raise kube.KubeError("the verification helper failed in %s (exit %s): %s" % (where, rc, (err or out)[-500:]))
+        raise KubeError("the verification helper failed in %s (exit %s): %s" % (where, rc, (err or out)[-500:]))
     try:
         return json.loads(out)
     except ValueError:
-        raise kube.KubeError("unexpected output from the verification helper in %s: %s" % (where, out[-300:]))
+        raise KubeError("unexpected output from the verification helper in %s: %s" % (where, out[-300:]))
 
 
 class Target(object):
@@ -231,6 +234,8 @@ class Target(object):
         self.pod_name = None
         if not self.p.get("path"):
             module.require("kubernetes")
+            from ansible_collections.odp.model_engine.plugins.module_utils import kube  # only pods need the client
+
             self.api = kube.core_api(self.p)
 
     def describe(self):
@@ -240,9 +245,11 @@ class Target(object):
 
     def resolve_pod(self):
         """The pod to inspect (for endpoint_id / endpoint_name: the newest pod of the endpoint) and its state."""
+        from ansible_collections.odp.model_engine.plugins.module_utils import kube
+
         pods = kube.find_pods(self.api, self.p["namespace"], self.p.get("pod"), self.p.get("endpoint_id"), self.p.get("endpoint_name"))
         if not pods:
-            raise kube.KubeError("no pod found for %s in namespace %s" % (
+            raise KubeError("no pod found for %s in namespace %s" % (
                 self.p.get("pod") or self.p.get("endpoint_id") or self.p.get("endpoint_name"), self.p["namespace"]))
         pod = pods[0]
         self.pod_name = pod["metadata"]["name"]
@@ -285,7 +292,7 @@ def run(module):
 
     try:
         target = Target(module)
-    except kube.KubeError as e:
+    except KubeError as e:
         module.fail_json(msg=str(e))
     manifest = p.get("sha256_manifest") or None
     tracker = Progress(sum(v["size"] for v in expected.values()))
@@ -298,7 +305,8 @@ def run(module):
             if not p.get("path"):
                 pod = target.resolve_pod()
             answer = target.inspect({})  # names and sizes only
-        except kube.KubeError as e:
+        except KubeError as e:
+
             module.fail_json(msg=str(e), progress=lines)
         result = compare(expected, answer["files"] if answer["exists"] else {}, index)
         result["model_dir_exists"] = answer["exists"]
@@ -330,7 +338,7 @@ def run(module):
         files = deep_request(expected, part_sizes, manifest, p["check_etag"], p["check_headers"])
         try:
             answer = target.inspect(files)
-        except kube.KubeError as e:
+        except KubeError as e:
             module.fail_json(msg=str(e), progress=lines)
         result = compare(expected, answer["files"], index, deep=answer["files"], manifest=manifest)
         result["model_dir_exists"] = answer["exists"]
