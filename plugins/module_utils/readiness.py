@@ -46,13 +46,16 @@ def proxy_request(api, namespace, pod, port, method, path, body=None, timeout=30
 
 
 def main_logs(api, namespace, pod, container="main", lines=20):
-    try:
-        return api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines).splitlines()
-    except kube.ApiException:
-        try:  # a crash-looping container: the previous instance has the error
-            return api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=True).splitlines()
+    """Last lines of the container's log; of the previous instance when the current one has none
+    yet (a crash-looping container waits between restarts with an empty log)."""
+    for previous in (False, True):
+        try:
+            text = api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
         except kube.ApiException:
-            return []
+            continue
+        if text and text.strip():
+            return text.splitlines()
+    return []
 
 
 def served_names(models_body):
