@@ -18,11 +18,11 @@ from ansible_collections.odp.model_engine.plugins.module_utils.errors import Kub
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes
 
 try:
-    from kubernetes.client import CoreV1Api
+    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 except ImportError:  # reported by ModelEngineModule(requires=("kubernetes",))
-    CoreV1Api = ApiException = stream = None
+    AppsV1Api = AutoscalingV2Api = CoreV1Api = ApiException = stream = None
 
 K8S_AUTH_SPEC = dict(
     kubeconfig=dict(type="raw", no_log=True),
@@ -38,8 +38,8 @@ EPHEMERAL = "ephemeral-storage"
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 
 
-def core_api(params):
-    """CoreV1Api from the module's K8S_AUTH_SPEC options (K8S_AUTH_* env vars fill the gaps)."""
+def api_client(params):
+    """kubernetes ApiClient from the module's K8S_AUTH_SPEC options (K8S_AUTH_* env vars fill the gaps)."""
     kwargs = {k: params.get(k) for k in ("kubeconfig", "context", "host", "api_key") if params.get(k) is not None}
     if params.get("k8s_validate_certs") is not None:
         kwargs["validate_certs"] = params["k8s_validate_certs"]
@@ -50,7 +50,55 @@ def core_api(params):
     except Exception as e:  # CoreException, ConfigException
         raise KubeError("Could not configure the Kubernetes client: %s" % e)
     # K8SClient.client is kubernetes.core's dynamic client; its .client is the ApiClient.
-    return CoreV1Api(getattr(client.client, "client", client.client))
+    return getattr(client.client, "client", client.client)
+
+
+def core_api(params):
+    return CoreV1Api(api_client(params))
+
+
+def apps_api(params):
+    return AppsV1Api(api_client(params))
+
+
+def autoscaling_api(params):
+    return AutoscalingV2Api(api_client(params))
+
+
+def read_or_none(read, name, namespace, api_client):
+    """An object as a plain dict, or None when it does not exist."""
+    try:
+        return api_client.sanitize_for_serialization(read(name, namespace))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise api_error(e, "Reading %s/%s" % (namespace, name))
+
+
+def pod_events(api, namespace, pod):
+    """Events about a pod, oldest first, as plain dicts."""
+    try:
+        raw = api.list_namespaced_event(namespace, field_selector="involvedObject.name=%s" % pod)
+    except ApiException as e:
+        raise api_error(e, "Listing events of %s" % pod)
+    items = api.api_client.sanitize_for_serialization(raw).get("items", [])
+    return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+
+def container_logs(api, namespace, pod, container, lines=30):
+    """Last lines of a container's log, preceded by the previous instance's when it restarted: a
+    crash-looping container's error is in the previous log while the new one only starts up."""
+    out = []
+    for previous in (True, False):
+        try:
+            text = api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
+        except ApiException:
+            continue  # no previous instance (400), or the container has not started
+        if text and text.strip():
+            out += (["--- previous instance ---"] if previous else []) + text.splitlines()
+            if previous:
+                out.append("--- current instance ---")
+    return out
 
 
 def api_error(e, what):

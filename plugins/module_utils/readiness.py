@@ -45,19 +45,6 @@ def proxy_request(api, namespace, pod, port, method, path, body=None, timeout=30
     return resp.status, (data or b"").decode("utf-8", "replace")
 
 
-def main_logs(api, namespace, pod, container="main", lines=20):
-    """Last lines of the container's log; of the previous instance when the current one has none
-    yet (a crash-looping container waits between restarts with an empty log)."""
-    for previous in (False, True):
-        try:
-            text = api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
-        except kube.ApiException:
-            continue
-        if text and text.strip():
-            return text.splitlines()
-    return []
-
-
 def served_names(models_body):
     try:
         return [m.get("id") for m in json.loads(models_body).get("data", [])]
@@ -117,7 +104,7 @@ def run(module):
         pod = next((x for x, s in zip(pods, summaries) if s["phase"] == "Running"), pods[0] if pods else None)
         summary = pod_summary(pod) if pod else None
         if summary and summary["problem"]:
-            logs = main_logs(api, p["namespace"], summary["name"], p["container"])
+            logs = kube.container_logs(api, p["namespace"], summary["name"], p["container"], 20)
             module.fail_json(msg="vLLM cannot become ready: pod %s: %s" % (summary["name"], summary["problem"]), failure="terminal",
                              pod=summary, main_logs=logs, timings=_out(timings), attempts=attempts, ready=False)
         try:
@@ -135,7 +122,7 @@ def run(module):
         if not p["wait"] or elapsed >= p["wait_timeout"]:
             result = dict(ready=False, pod=summary, timings=_out(timings), attempts=attempts, failure=last.step)
             if summary:
-                result["main_logs"] = main_logs(api, p["namespace"], summary["name"], p["container"])
+                result["main_logs"] = kube.container_logs(api, p["namespace"], summary["name"], p["container"], 20)
             if p["wait"]:
                 module.fail_json(msg="vLLM not ready after %ds: %s" % (elapsed, last), **result)
             if p["fail_on_not_ready"]:
