@@ -65,6 +65,26 @@ def autoscaling_api(params):
     return AutoscalingV2Api(api_client(params))
 
 
+def endpoint_objects(params, namespace):
+    """Every Deployment, Service, HPA and ConfigMap an endpoint builder made (label managed-by=model-engine),
+    as {kind, name, endpoint_id}."""
+    client = api_client(params)
+    core, apps, hpa = CoreV1Api(client), AppsV1Api(client), AutoscalingV2Api(client)
+    sel = "managed-by=model-engine"
+    out = []
+    for kind, lister in (("Deployment", apps.list_namespaced_deployment), ("Service", core.list_namespaced_service),
+                         ("HorizontalPodAutoscaler", hpa.list_namespaced_horizontal_pod_autoscaler),
+                         ("ConfigMap", core.list_namespaced_config_map)):
+        try:
+            items = client.sanitize_for_serialization(lister(namespace, label_selector=sel)).get("items", [])
+        except ApiException as e:
+            raise api_error(e, "Listing %ss" % kind)
+        for item in items:
+            meta = item.get("metadata") or {}
+            out.append({"kind": kind, "name": meta.get("name"), "endpoint_id": (meta.get("labels") or {}).get("endpoint_id")})
+    return out
+
+
 def read_or_none(read, name, namespace, api_client):
     """An object as a plain dict, or None when it does not exist."""
     try:

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import datetime
+import time
+
 # Waiting reasons after which a container will not come up without a change.
 TERMINAL_WAITING = ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                     "CreateContainerConfigError", "CreateContainerError")
@@ -38,6 +41,17 @@ def container_problem(pod, container, include_phase=True):
     return None
 
 
+def age_seconds(timestamp, now=None):
+    """Seconds since an RFC 3339 timestamp (``2026-11-27T01:46:20Z``), or None."""
+    if not timestamp:
+        return None
+    try:
+        then = datetime.datetime.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return int((now or time.time()) - then.timestamp())
+
+
 def pod_summary(pod):
     """{phase, ready, total, restarts, display, unschedulable, problem}: the kubectl view plus why it is stuck."""
     status = pod.get("status") or {}
@@ -68,6 +82,7 @@ def pod_summary(pod):
         problem = "pod cannot be scheduled: %s" % unschedulable
     return {
         "name": _get(pod, "metadata", "name"),
+        "age_seconds": age_seconds(_get(pod, "metadata", "creationTimestamp")),
         "phase": status.get("phase"),
         "ready": ready,
         "total": len(names),
