@@ -147,3 +147,29 @@ def run(module):
     if problems and p["fail_on_problems"]:
         module.fail_json(msg="Preflight found %d problem(s): %s" % (len(problems), " | ".join(problems)), **result)
     module.exit_json(**result)
+
+
+def run_capacity(module):
+    """cluster_capacity_info: node capacity, and which endpoint shapes fit."""
+    from ansible_collections.odp.model_engine.plugins.module_utils import kube
+    from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError
+
+    p = module.params
+    try:
+        for ep in p["endpoints"]:
+            if ep.get("storage") is not None:
+                quantity_to_bytes(ep["storage"], "endpoints[%s].storage" % ep.get("name", "?"))
+    except QuantityError as e:
+        module.fail_json(msg=str(e))
+    try:
+        capacity = kube.read_capacity(kube.core_api(p))
+    except kube.KubeError as e:
+        module.fail_json(msg=str(e))
+    fits, warnings = [], []
+    for ep in p["endpoints"]:
+        name = ep.get("name") or "?"
+        problems, facts = check_storage_and_capacity(ep.get("storage"), ep.get("gpu_type"), int(ep.get("gpus", 1)), {}, capacity)
+        fits.append({"name": name, "fits": not problems, "nodes": facts.get("nodes_that_fit", []), "problems": problems})
+        warnings += ["%s: %s" % (name, x) for x in problems if "more than any" in x]
+    nodes = [{k: v for k, v in node.items() if k != "labels"} for _name, node in sorted(capacity.items())]
+    module.exit_json(changed=False, nodes=nodes, fits=fits, warnings_list=warnings)
