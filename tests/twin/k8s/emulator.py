@@ -133,7 +133,9 @@ class Emulator:
         for n in self._initial_nodes:
             self.add_node(n["name"], labels=n.get("labels"), allocatable=n.get("allocatable"), taints=n.get("taints"),
                           capacity=n.get("capacity"), unschedulable=n.get("unschedulable", False), ready=n.get("ready", True))
-        self._runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # Like the Go apiserver (MaxHeaderBytes 1 MiB), accept long request lines: exec commands travel in the query.
+        self._runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                                     max_line_size=1 << 20, max_field_size=1 << 20)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

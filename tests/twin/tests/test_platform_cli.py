@@ -1,0 +1,69 @@
+"""`python -m tests.twin up --detach / status / down`: one command starts and stops everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.twin
+REPO = Path(__file__).resolve().parents[3]
+VARS = {"odp_twin_state_dir", "model_engine_url", "model_engine_user", "model_engine_validate_certs", "k8s_kubeconfig",
+        "model_engine_namespace", "model_engine_endpoint_namespace", "s3_endpoint_url", "s3_bucket", "s3_access_key",
+        "s3_secret_key", "s3_region"}
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "tests.twin", *args], cwd=str(REPO), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_up_detach_status_down(tmp_path):
+    import yaml
+
+    state = tmp_path / "state"
+    p = run("up", "--detach", "--state", str(state))
+    try:
+        assert p.returncode == 0, p.stderr + (state / "twin.log").read_text()
+        info = json.loads((state / "twin.json").read_text())
+        assert alive(info["pid"]) and alive(info["s3"]["pid"])
+        with urllib.request.urlopen(info["model_engine_url"] + "/readyz", timeout=5) as r:
+            assert r.status == 200
+        assert (state / "kubeconfig").read_text().count("server: http://127.0.0.1:") == 1
+        tv = yaml.safe_load((state / "inventories/local/group_vars/all/twin.yml").read_text())
+        assert set(tv) == VARS
+        assert tv["model_engine_user"] == "test-user-id" and tv["model_engine_validate_certs"] is False
+        assert tv["model_engine_namespace"] == "llm-core" and tv["s3_bucket"] == "scale-gp-models"
+        assert tv["s3_endpoint_url"] == info["s3"]["endpoint_url"] and tv["model_engine_url"] == info["model_engine_url"]
+        kc = subprocess.run([str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", tv["k8s_kubeconfig"], "get",
+                             "deployments", "-n", "llm-core", "--no-headers"], capture_output=True, text=True,
+                            timeout=30, check=False, env=dict(os.environ, HOME=str(tmp_path)))
+        assert "model-engine-endpoint-builder" in kc.stdout and "1/1" in kc.stdout
+        st = run("status", "--state", str(state))
+        assert st.returncode == 0 and "readyz 200" in st.stdout and "running" in st.stdout
+        again = run("up", "--detach", "--state", str(state))
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        down = run("down", "--state", str(state))
+    assert down.returncode == 0, down.stderr
+    assert not alive(info["pid"]) and not alive(info["s3"]["pid"])
+    assert not (state / "twin.pid").exists()
+    assert run("status", "--state", str(state)).returncode == 3
+    leftovers = list((state / "k8s" / "pods").rglob("*")) if (state / "k8s" / "pods").exists() else []
+    assert leftovers == []
