@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# make demo: start the local platform twin and run the main playbook against inventories/local.
+# make demo: start the local platform twin and run the main jobs against inventories/local:
+# create the runbook's endpoint (preflight, create, follow it to serving), verify it (every byte of
+# the model files against S3, vLLM health/models/completion), then report on the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=.venv/bin/python
-if [ ! -f tests/twin/__main__.py ]; then
-  echo "The local platform twin (tests/twin) is not built yet, so there is nothing to run the playbooks against."
-  echo "What exists today is covered by 'make test'."
-  exit 1
-fi
-$py -m tests.twin up --detach
-playbook=${DEMO_PLAYBOOK:-playbooks/endpoint_status.yml}
-echo "=== ansible-playbook -i inventories/local $playbook"
-.venv/bin/ansible-playbook -i inventories/local "$playbook"
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+python -m tests.twin status >/dev/null 2>&1 || python -m tests.twin up --detach
+run() { echo; echo "=== ansible-playbook -i inventories/local $*"; ansible-playbook -i inventories/local "$@"; }
+run playbooks/create_endpoint.yml -e endpoint_file=playbooks/vars/test-endpoint-v1.json
+run playbooks/verify_endpoint.yml -e endpoint_name=test-endpoint-v1
+run playbooks/environment_report.yml
 cat <<MSG
 
-The twin keeps running. Where to look:
-  state, URLs and credentials: .twin/twin.json
+The twin keeps running; every playbook in playbooks/ runs against it with -i inventories/local.
+  report:   reports/environment-local.md
+  state:    .twin/twin.json (URLs, ports, credentials), .twin/twin.log
   kubectl:  .venv/bin/kubectl --kubeconfig .twin/kubeconfig get pods -n llm-core
-  gateway:  curl -u test-user-id: \$(jq -r .model_engine_url .twin/twin.json)/v1/llm/model-endpoints
+  diagnose: ansible-playbook playbooks/diagnose_endpoint.yml -e endpoint_name=test-endpoint-v1
   stop it:  make demo-down
 MSG

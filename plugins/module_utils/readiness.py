@@ -103,10 +103,15 @@ def run(module):
         summaries = [pod_summary(x) for x in pods]
         pod = next((x for x, s in zip(pods, summaries) if s["phase"] == "Running"), pods[0] if pods else None)
         summary = pod_summary(pod) if pod else None
-        if summary and summary["problem"]:
-            logs = kube.container_logs(api, p["namespace"], summary["name"], p["container"], 20)
-            module.fail_json(msg="vLLM cannot become ready: pod %s: %s" % (summary["name"], summary["problem"]), failure="terminal",
-                             pod=summary, main_logs=logs, timings=_out(timings), attempts=attempts, ready=False)
+        # A pod that cannot recover, or replacements of pods that failed (an eviction loop) with none ready
+        failed = [s for s in summaries if s["phase"] == "Failed" and s["problem"]]
+        culprit = summary if summary and summary["problem"] else (failed[0] if failed and not any(
+            s["ready"] == s["total"] for s in summaries) else None)
+        if culprit:
+            logs = kube.container_logs(api, p["namespace"], culprit["name"], p["container"], 20)
+            extra = " (%d pod(s) of this endpoint failed)" % len(failed) if len(failed) > 1 else ""
+            module.fail_json(msg="vLLM cannot become ready: pod %s: %s%s" % (culprit["name"], culprit["problem"], extra),
+                             failure="terminal", pod=culprit, main_logs=logs, timings=_out(timings), attempts=attempts, ready=False)
         try:
             if pod is None:
                 raise NotReady("pod", "no pod found for %s" % _what(p))

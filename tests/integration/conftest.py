@@ -1,0 +1,138 @@
+"""Integration tests: real ansible-playbook runs of the collection against the local platform twin."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.twin.tests.conftest_platform import ModelEngineClient
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+RECAP_RE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
+                      r"failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)", re.M)
+
+
+class PlaybookRun:
+    def __init__(self, proc, cmd):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.cmd = cmd
+        m = RECAP_RE.search(proc.stdout)
+        self.recap = {k: int(v) for k, v in m.groupdict().items() if k != "host"} if m else {}
+
+    @property
+    def changed(self):
+        return self.recap.get("changed")
+
+    def __repr__(self):
+        return "<PlaybookRun rc=%s recap=%s>\n%s\n%s" % (self.rc, self.recap, self.stdout[-6000:], self.stderr[-2000:])
+
+
+@pytest.fixture(scope="session")
+def twin_vars(odp_twin):
+    """The group vars `python -m tests.twin up` writes for inventories/local, for this session's twin."""
+    path = Path(odp_twin.state_dir) / "inventories" / "local" / "group_vars" / "all" / "twin.yml"
+    assert path.exists(), "the twin did not write %s" % path
+    return path
+
+
+@pytest.fixture
+def playbook(twin_vars, tmp_path):
+    """Run a playbook from playbooks/ against inventories/local + this twin, as an operator would."""
+
+    def run(name, *args, check=False, diff=False, extra=None, timeout=600):
+        cmd = [ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventories" / "local"), "-e", "@%s" % twin_vars,
+               str(REPO / "playbooks" / name)]
+        if extra:
+            cmd += ["-e", json.dumps(extra)]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        cmd += list(args)
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"))
+        proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        return PlaybookRun(proc, cmd)
+
+    return run
+
+
+@pytest.fixture
+def gateway(odp_twin):
+    """Direct model-engine API access for assertions; deletes every endpoint and clears faults afterwards."""
+    client = ModelEngineClient(odp_twin.api_url)
+    yield client
+    odp_twin.faults.clear()
+    for rec in list(odp_twin.engine.records.values()):
+        client.as_user(rec["owner"]).delete("/v1/llm/model-endpoints/%s" % rec["name"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not odp_twin.call(odp_twin.kube.list_pods(odp_twin.config.endpoint_namespace, "managed-by=model-engine")):
+            break
+        time.sleep(0.1)
+
+
+def endpoint_names(gateway):
+    r = gateway.get("/v1/llm/model-endpoints")
+    return [e["name"] for e in r.json()["model_endpoints"]]
+
+
+def create_endpoint(gateway, name, wait=True, timeout=60, **over):
+    """POST the runbook's endpoint (with ``over`` applied) straight to the API; optionally wait until it
+    serves (READY and an available worker). Returns the record."""
+    import copy
+
+    from tests.twin.tests.conftest_platform import RUNBOOK_BODY
+
+    body = copy.deepcopy(RUNBOOK_BODY)
+    body.update(over, name=name)
+    r = gateway.post("/v1/llm/model-endpoints", body)
+    assert r.status == 200, r
+    if not wait:
+        return gateway.get("/v1/llm/model-endpoints/%s" % name).json()
+    return gateway.wait(name, lambda e: e["status"] == "READY" and e["spec"]["deployment_state"]["available_workers"] >= 1,
+                        timeout=timeout)
+
+
+@pytest.fixture
+def module(localhost, twin_vars):
+    """Run one collection module on localhost with the twin's connection settings filled in."""
+    import yaml
+
+    tv = yaml.safe_load(twin_vars.read_text())
+    groups = {
+        "model_engine": {"url": tv["model_engine_url"], "user_id": tv["model_engine_user"], "validate_certs": False},
+        "k8s": {"kubeconfig": tv["k8s_kubeconfig"]},
+        "s3": {"s3_endpoint_url": tv["s3_endpoint_url"], "s3_access_key": tv["s3_access_key"], "s3_secret_key": tv["s3_secret_key"]},
+    }
+    uses = {
+        "s3_sync_verify": ("k8s", "s3"), "vllm_ready": ("k8s",), "endpoint_preflight": ("k8s", "s3"),
+        "llm_endpoint_progress": ("model_engine", "k8s", "s3"), "llm_endpoint": ("model_engine",), "llm_endpoint_info": ("model_engine",),
+        "endpoint_diagnose": ("model_engine", "k8s"), "cluster_capacity_info": ("k8s",),
+    }
+
+    def run(module_name, /, **args):
+        merged = {}
+        for group in uses[module_name]:
+            merged.update(groups[group])
+        merged.update(args)
+        return getattr(localhost, "odp.model_engine." + module_name)(**merged)["localhost"]
+
+    run.vars = tv
+    return run
+
+
+def pod_of(odp_twin, endpoint_id):
+    pods = odp_twin.call(odp_twin.kube.list_pods(odp_twin.config.endpoint_namespace, "app=launch-endpoint-id-%s" % endpoint_id.replace("_", "-")))
+    assert pods, "no pod for %s" % endpoint_id
+    return pods[0]["metadata"]["name"]

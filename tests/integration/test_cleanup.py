@@ -1,0 +1,72 @@
+"""Issue 8: cleanup_failed_endpoints.yml removes exactly the failed endpoints and orphans; check mode deletes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.conftest import create_endpoint, endpoint_names
+from tests.integration.test_diagnose import crashed, settle
+
+KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap")
+
+
+def objects_of(odp_twin, endpoint_id):
+    name = "launch-endpoint-id-" + endpoint_id.replace("_", "-")
+    ns = odp_twin.config.endpoint_namespace
+    return [k for k in KINDS if odp_twin.call(odp_twin.kube.get(k, name, ns)) is not None]
+
+
+def kubectl(odp_twin, *args):
+    proc = subprocess.run([str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", str(odp_twin.emulator.kubeconfig_path),
+                           "-n", "llm-core", *args], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_cleanup_removes_exactly_the_failed_and_orphaned(playbook, gateway, odp_twin):
+    keep = create_endpoint(gateway, "keep-ep")
+    crash = create_endpoint(gateway, "crash-ep", wait=False, inference_framework_image_tag="0.6.3-rc1")
+    settle(gateway, odp_twin, "crash-ep", crashed)
+    odp_twin.faults.add("builder_stalled", "stuck-ep")
+    stuck = create_endpoint(gateway, "stuck-ep", wait=False)
+    orphan = create_endpoint(gateway, "orphan-ep", wait=False)  # no GPU left: Pending, objects exist
+    gateway.wait("orphan-ep", lambda e: e["status"] == "READY", timeout=30)
+    odp_twin.engine.records.pop(orphan["id"])  # the API forgot it; its Kubernetes objects stayed
+    assert objects_of(odp_twin, orphan["id"])
+
+    extra = {"cleanup_crashloop_restarts": 1, "cleanup_updating_seconds": 0}
+    dry = playbook("cleanup_failed_endpoints.yml", check=True, extra=extra)
+    assert dry.rc == 0, dry
+    assert "crash-ep" in dry.stdout and "stuck-ep" in dry.stdout and "Kept: keep-ep" in dry.stdout
+    assert sorted(endpoint_names(gateway)) == ["crash-ep", "keep-ep", "stuck-ep"]
+    assert objects_of(odp_twin, orphan["id"]) and objects_of(odp_twin, crash["id"])
+
+    run = playbook("cleanup_failed_endpoints.yml", extra=extra)
+    assert run.rc == 0, run
+    assert endpoint_names(gateway) == ["keep-ep"]
+    for ep in (crash, stuck, orphan):
+        assert objects_of(odp_twin, ep["id"]) == [], ep["name"]
+    assert objects_of(odp_twin, keep["id"]) == ["Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"]
+    assert gateway.get("/v1/llm/model-endpoints/keep-ep").json()["status"] == "READY"
+
+    again = playbook("cleanup_failed_endpoints.yml", extra=extra)
+    assert again.rc == 0 and again.changed == 0, again
+
+
+def test_cleanup_prunes_control_plane_replicasets_keeping_history(playbook, gateway, odp_twin):
+    for _ in range(3):
+        time.sleep(1.1)  # kubectl refuses two restarts within one second (restartedAt has second precision)
+        kubectl(odp_twin, "rollout", "restart", "deployment/model-engine")
+        kubectl(odp_twin, "rollout", "status", "deployment/model-engine", "--timeout=60s")
+    before = kubectl(odp_twin, "get", "rs", "-o", "name").stdout.split()
+    run = playbook("cleanup_failed_endpoints.yml", extra={"cleanup_keep_replicasets": 1})
+    assert run.rc == 0, run
+    after = kubectl(odp_twin, "get", "rs", "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.replicas} "
+                    "{.metadata.ownerReferences[0].name}{'\\n'}{end}").stdout.splitlines()
+    idle_me = [line for line in after if line.split()[1] == "0" and line.split()[2] == "model-engine"]
+    assert len(idle_me) == 1 and len(before) > len(after)
+    undo = kubectl(odp_twin, "rollout", "undo", "deployment/model-engine")
+    assert "rolled back" in undo.stdout

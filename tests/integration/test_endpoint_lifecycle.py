@@ -1,0 +1,108 @@
+"""Issue 5 on the twin: create, idempotent re-run, update, check mode, diff, delete, API faults, waits."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from tests.integration.conftest import endpoint_names
+from tests.twin.tests.conftest_platform import RUNBOOK_BODY
+
+FAST = {"llm_endpoint_progress_interval": 1}
+
+
+def body(**over):
+    b = copy.deepcopy(RUNBOOK_BODY)
+    b.update(over)
+    return b
+
+
+def test_create_then_rerun_is_unchanged_then_delete(playbook, gateway, odp_twin):
+    run = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body()))
+    assert run.rc == 0, run
+    assert run.changed == 1, run
+    assert "2/2 Running" in run.stdout  # the progress lines show the pod becoming ready
+    ep = gateway.get("/v1/llm/model-endpoints/test-endpoint-v1").json()
+    assert ep["status"] == "READY" and ep["spec"]["deployment_state"]["available_workers"] >= 1
+
+    again = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body()))
+    assert again.rc == 0 and again.changed == 0, again
+
+    gone = playbook("delete_endpoint.yml", extra={"endpoint_name": "test-endpoint-v1"})
+    assert gone.rc == 0 and gone.changed == 1, gone
+    assert gateway.get("/v1/llm/model-endpoints/test-endpoint-v1").status == 404
+    ep_id = ep["id"].replace("_", "-")
+    assert odp_twin.call(odp_twin.kube.get("Deployment", "launch-endpoint-id-" + ep_id, odp_twin.config.endpoint_namespace)) is None
+    assert playbook("delete_endpoint.yml", extra={"endpoint_name": "test-endpoint-v1"}).changed == 0
+
+
+def test_check_mode_creates_nothing_and_diff_shows_the_endpoint(playbook, gateway):
+    run = playbook("create_endpoint.yml", check=True, diff=True, extra=dict(FAST, endpoint=body(name="check-mode-ep")))
+    assert run.rc == 0 and run.changed == 1, run
+    assert "+    storage: 50Gi" in run.stdout and "+    name: check-mode-ep" in run.stdout
+    assert gateway.get("/v1/llm/model-endpoints/check-mode-ep").status == 404
+
+
+def test_update_puts_only_the_difference_and_diff_shows_it(playbook, gateway):
+    assert playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="upd-ep"))).rc == 0
+    before = gateway.get("/v1/llm/model-endpoints/upd-ep").json()
+    run = playbook("create_endpoint.yml", diff=True, extra=dict(FAST, endpoint=body(name="upd-ep", max_workers=2,
+                                                                                       labels={"team": "test", "product": "chat"})))
+    assert run.rc == 0 and run.changed == 1, run
+    assert "-    max_workers: 1" in run.stdout and "+    max_workers: 2" in run.stdout
+    after = gateway.get("/v1/llm/model-endpoints/upd-ep").json()
+    assert after["spec"]["deployment_state"]["max_workers"] == 2 and after["spec"]["labels"]["product"] == "chat"
+    assert after["id"] == before["id"]
+    assert playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="upd-ep", max_workers=2,
+                                                                          labels={"team": "test", "product": "chat"}))).changed == 0
+
+
+def test_engine_argument_change_forces_a_new_bundle(playbook, gateway):
+    assert playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="args-ep"))).rc == 0
+    run = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="args-ep", vllm_args={"max_model_len": 4096})))
+    assert run.rc == 0 and run.changed == 1, run
+    ep = gateway.get("/v1/llm/model-endpoints/args-ep").json()
+    assert ep["spec"]["metadata"]["_llm"]["vllm_additional_args"] == {"max_model_len": 4096}
+    again = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="args-ep", vllm_args={"max_model_len": 4096})))
+    assert again.changed == 0, again
+
+
+def test_invalid_definition_fails_before_any_call(playbook, gateway):
+    run = playbook("create_endpoint.yml", extra=dict(FAST, llm_endpoint_preflight=False,
+                                                      endpoint=body(name="bad-ep", endpoint_type="sync", num_shards=2)))
+    assert run.rc != 0
+    assert "endpoint_type: must be 'streaming'" in run.stdout and "num_shards: must equal gpus" in run.stdout
+    assert "bad-ep" not in endpoint_names(gateway)
+
+
+def test_preflight_stops_a_storage_request_over_policy(playbook, gateway):
+    run = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="big-ep", storage="100Gi")))
+    assert run.rc != 0
+    assert "storage 100Gi exceeds the 50Gi policy for nvidia-tesla-t4" in run.stdout
+    assert "big-ep" not in endpoint_names(gateway)
+
+
+def test_api_errors_mid_create_never_duplicate(playbook, gateway, odp_twin):
+    odp_twin.faults.add("api_error", route=r"^POST /v1/llm/model-endpoints$", status=503, count=2)
+    odp_twin.faults.add("api_error", route=r"^GET /v1/llm/model-endpoints/retry-ep$", status=429, count=1)
+    run = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="retry-ep")))
+    assert run.rc == 0, run
+    assert endpoint_names(gateway).count("retry-ep") == 1
+    records = [r for r in odp_twin.engine.records.values() if r["name"] == "retry-ep"]
+    assert len(records) == 1
+
+
+def test_stuck_update_pending_is_reported(playbook, gateway, odp_twin):
+    odp_twin.faults.add("builder_stalled", "stuck-ep")
+    run = playbook("create_endpoint.yml", extra=dict(FAST, llm_endpoint_pending_timeout=3, endpoint=body(name="stuck-ep")))
+    assert run.rc != 0
+    assert "UPDATE_PENDING for" in run.stdout and "no endpoint builder consumes the build task" in run.stdout
+
+
+def test_status_playbook_lists_endpoints(playbook, gateway):
+    assert playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="status-ep"))).rc == 0
+    run = playbook("endpoint_status.yml")
+    assert run.rc == 0, run
+    assert "status-ep: READY, 1 worker(s) available, serving" in run.stdout
+    assert "model-engine: registry.odp.om/odp-development/oman-national-llm/model-engine:onprem20" in run.stdout
+    assert json.dumps("status-ep") in json.dumps(endpoint_names(gateway))
