@@ -54,7 +54,9 @@ def served_names(models_body):
 
 def check_once(api, namespace, pod, port, model, smoke, prompt, max_tokens, gateway, endpoint_name, timings, start):
     """Run the steps not passed yet; raise NotReady at the first one that fails."""
-    now = lambda: round(time.monotonic() - start, 3)  # noqa: E731
+    def now():
+        return round(time.monotonic() - start, 3)
+
     if "healthy" not in timings:
         status, text = proxy_request(api, namespace, pod, port, "GET", "health", timeout=10)
         if status != 200:

@@ -192,7 +192,7 @@ def main():
         model=dict(type="str"),
         smoke=dict(type="str", default="none", choices=["none", "direct", "gateway"]),
         prompt=dict(type="str", default="Say hello."),
-        max_tokens=dict(type="int", default=8),
+        max_tokens=dict(type="int", default=8, no_log=False),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=1800),
         wait_sleep=dict(type="float", default=1.0),

@@ -93,8 +93,8 @@ def test_agent_lists_hashes_and_parses_headers(tmp_path):
     (tmp_path / "padded.safetensors").write_bytes(safetensors_bytes(extra=4))
     (tmp_path / "bad.safetensors").write_bytes(safetensors_bytes(corrupt_header=True))
     (tmp_path / "sub" / "config.json").write_text("{}")
-    files = {n: {"safetensors": True, "sha256": True} for n in ("good.safetensors", "truncated.safetensors",
-                                                                  "padded.safetensors", "bad.safetensors")}
+    names = ("good.safetensors", "truncated.safetensors", "padded.safetensors", "bad.safetensors")
+    files = {n: {"safetensors": True, "sha256": True} for n in names}
     answer = verify_agent.inspect({"root": str(tmp_path), "files": files, "workers": 2})
     got = answer["files"]
     assert set(got) == {"good.safetensors", "truncated.safetensors", "padded.safetensors", "bad.safetensors", "sub/config.json"}
