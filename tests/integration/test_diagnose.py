@@ -124,6 +124,15 @@ def setup_stall(gw, tw):
     return "dx-stall", {"stall_sample_seconds": 1.5}
 
 
+def setup_update_failed(gw, tw):
+    # The API accepts the name; Kubernetes rejects it as a label value, so the build fails.
+    r = gw.post("/v1/llm/model-endpoints", dict(create_body("x"), name="Bad.Name."))
+    assert r.status == 200, r
+    gw.created.append("Bad.Name.")
+    gw.wait("Bad.Name.", lambda e: e["status"] == "UPDATE_FAILED", timeout=30)
+    return "Bad.Name.", {}
+
+
 def create_body(name):
     import copy
 
@@ -140,6 +149,7 @@ CASES = [
     ("download_failed", setup_s3_auth),
     ("premature_start", setup_premature),
     ("stuck_pending", setup_stuck),
+    ("update_failed", setup_update_failed),
     ("image_not_found_on_create", setup_image_missing_on_create),
     ("unschedulable_gpu", setup_no_gpu),
     ("unschedulable_storage", setup_no_storage),

@@ -106,3 +106,16 @@ def test_status_playbook_lists_endpoints(playbook, gateway):
     assert "status-ep: READY, 1 worker(s) available, serving" in run.stdout
     assert "model-engine: registry.odp.om/odp-development/oman-national-llm/model-engine:onprem20" in run.stdout
     assert json.dumps("status-ep") in json.dumps(endpoint_names(gateway))
+
+
+def test_update_failed_is_reported_at_once_with_the_reason(module, gateway):
+    r = gateway.post("/v1/llm/model-endpoints", body(name="Broken.Name."))
+    assert r.status == 200, r
+    gateway.wait("Broken.Name.", lambda e: e["status"] == "UPDATE_FAILED", timeout=30)
+    snap = module("llm_endpoint_progress", name="Broken.Name.")
+    assert snap["verdict"] == "failed" and snap["reason"].startswith("UPDATE_FAILED: ")
+    assert len(snap["reason"]) > len("UPDATE_FAILED: no status_reason")
+    # the module refuses the name before any call, naming the rule
+    res = module("llm_endpoint", name="Broken.Name.", state="absent")
+    assert res.get("failed") is not True  # absent needs no validation: it deletes what exists
+    assert gateway.get("/v1/llm/model-endpoints/Broken.Name.").status == 404
