@@ -1,0 +1,23 @@
+"""Issue 7: site.yml rolls an environment forward and reports drift between inventory and cluster."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import create_endpoint, endpoint_names
+from tests.integration.test_deploy import control_plane, lkg  # noqa: F401 - fixture
+
+
+def test_site_rolls_forward_reconciles_and_reports_drift(playbook, gateway, odp_twin, control_plane):  # noqa: F811
+    create_endpoint(gateway, "undeclared-ep")
+    run = playbook("site.yml", extra={"llm_endpoint_progress_interval": 1})
+    assert run.rc == 0, run
+    assert lkg(odp_twin)["model_engine_tag"] == "onprem20"
+    assert gateway.get("/v1/llm/model-endpoints/test-endpoint-v1").json()["status"] == "READY"
+    assert "1 endpoint(s) exist but are not declared in the inventory: undeclared-ep" in " ".join(run.stdout.split())
+    assert "undeclared-ep" in endpoint_names(gateway)  # reported, not deleted
+
+    again = playbook("site.yml", extra={"llm_endpoint_progress_interval": 1})
+    assert again.rc == 0 and again.changed == 0, again
+
+    prune = playbook("site.yml", extra={"llm_endpoint_progress_interval": 1, "site_delete_undeclared": True})
+    assert prune.rc == 0 and prune.changed == 1, prune
+    assert endpoint_names(gateway) == ["test-endpoint-v1"]
