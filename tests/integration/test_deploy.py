@@ -46,30 +46,34 @@ def control_plane(odp_twin, playbook):
     kubectl(odp_twin, "delete", "cm", "model-engine-last-known-good", "--ignore-not-found")
 
 
-def test_deploy_new_tag_is_verified_recorded_and_idempotent(playbook, odp_twin, control_plane):
-    first = playbook("deploy_model_engine.yml")
+@pytest.mark.parametrize("method", ["image", "helm"])
+def test_deploy_new_tag_is_verified_recorded_and_idempotent(playbook, odp_twin, control_plane, method):
+    first = playbook("deploy_model_engine.yml", extra={"model_engine_deploy_method": method})
     assert first.rc == 0, first
     assert lkg(odp_twin)["model_engine_image"] == REPO_IMG + "onprem20"
 
-    check = playbook("deploy_model_engine.yml", check=True, extra={"model_engine_tag": "onprem19"})
+    check = playbook("deploy_model_engine.yml", check=True, extra={"model_engine_tag": "onprem19", "model_engine_deploy_method": method})
     assert check.rc == 0 and check.changed >= 1, check
     assert images(odp_twin) == [REPO_IMG + "onprem20"]  # check mode changed nothing
 
-    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": "onprem19"})
+    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": "onprem19", "model_engine_deploy_method": method})
     assert run.rc == 0 and run.changed >= 2, run
     assert images(odp_twin) == pod_images(odp_twin) == [REPO_IMG + "onprem19"]
     record = lkg(odp_twin)
     assert record["model_engine_tag"] == "onprem19" and record["vllm_tag"] == "vllm-onprem"
-    assert record["revisions"]["model-engine"]
+    assert record["revisions"]["model-engine"] and record["method"] == method
+    if method == "helm":
+        assert int(record["chart_revision"]) >= 2
 
-    again = playbook("deploy_model_engine.yml", extra={"model_engine_tag": "onprem19"})
+    again = playbook("deploy_model_engine.yml", extra={"model_engine_tag": "onprem19", "model_engine_deploy_method": method})
     assert again.rc == 0 and again.changed == 0, again
 
 
-@pytest.mark.parametrize("tag, signal", [("onprem21", "CrashLoopBackOff"), ("onprem99", "ImagePull")])
-def test_failed_rollout_reverts_automatically_and_keeps_the_record(playbook, odp_twin, control_plane, tag, signal):
-    assert playbook("deploy_model_engine.yml").rc == 0
-    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": tag})
+@pytest.mark.parametrize("method, tag, signal", [("image", "onprem21", "CrashLoopBackOff"), ("image", "onprem99", "ImagePull"),
+                                                 ("helm", "onprem99", "ImagePull")])
+def test_failed_rollout_reverts_automatically_and_keeps_the_record(playbook, odp_twin, control_plane, method, tag, signal):
+    assert playbook("deploy_model_engine.yml", extra={"model_engine_deploy_method": method}).rc == 0
+    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": tag, "model_engine_deploy_method": method})
     assert run.rc != 0
     assert signal in run.stdout and "Reverted to the last-known-good %sonprem20 (verified)" % REPO_IMG in " ".join(run.stdout.split())
     assert images(odp_twin) == pod_images(odp_twin) == [REPO_IMG + "onprem20"]
@@ -100,3 +104,12 @@ def test_revert_without_record_or_tag_says_what_to_do(playbook, odp_twin, contro
     kubectl(odp_twin, "delete", "cm", "model-engine-last-known-good", "--ignore-not-found")
     run = playbook("revert.yml")
     assert run.rc != 0 and "pass -e model_engine_revert_tag=TAG" in run.stdout
+
+
+def test_helm_upgrade_leaves_the_latest_tag_hook_so_the_role_patches_it(playbook, odp_twin, control_plane):
+    run = playbook("deploy_model_engine.yml", extra={"model_engine_deploy_method": "helm", "vllm_tag": "0.10.1"})
+    assert run.rc == 0, run
+    tag = kubectl(odp_twin, "get", "cm", "model-engine-inference-framework-latest-config", "-o", "jsonpath={.data.vllm}")
+    assert tag == "0.10.1" and lkg(odp_twin)["vllm_tag"] == "0.10.1"
+    assert playbook("revert.yml", extra={"model_engine_revert_tag": "onprem20", "model_engine_revert_vllm_tag": "vllm-onprem"}).rc == 0
+    assert kubectl(odp_twin, "get", "cm", "model-engine-inference-framework-latest-config", "-o", "jsonpath={.data.vllm}") == "vllm-onprem"

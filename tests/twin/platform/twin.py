@@ -182,10 +182,14 @@ class Twin:
             await k.ensure_namespace(self.config.endpoint_namespace)
         labels = {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/instance": "model-engine",
                   "helm.sh/chart": "model-engine-0.2.7"}
+        # Helm's ownership marks: `helm upgrade --install model-engine` of the chart stand-in
+        # (tests/twin/charts/model-engine) adopts these objects, as on a cluster the chart installed.
+        helm_owned = {"meta.helm.sh/release-name": "model-engine", "meta.helm.sh/release-namespace": ns}
         await k.apply("ConfigMap", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": LATEST_CM, "namespace": ns, "labels": labels}, "data": dict(LATEST_TAGS)})
         await k.apply("ConfigMap", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": HARDWARE_CM, "namespace": ns, "labels": labels}, "data": dict(RECOMMENDED_HARDWARE)})
+            "name": HARDWARE_CM, "namespace": ns, "labels": labels, "annotations": helm_owned},
+            "data": dict(RECOMMENDED_HARDWARE)})
         for target in {ns, self.config.endpoint_namespace}:
             await k.apply("ServiceAccount", target, {"apiVersion": "v1", "kind": "ServiceAccount",
                                                      "metadata": {"name": "model-engine", "namespace": target,
@@ -214,14 +218,14 @@ class Twin:
                 container["readinessProbe"] = {"exec": {"command": ["cat", "/tmp/readyz"]}}
             await k.apply("Deployment", ns, {
                 "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": app, "namespace": ns, "labels": dict(labels, app=app)},
+                "metadata": {"name": app, "namespace": ns, "labels": dict(labels, app=app), "annotations": helm_owned},
                 "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
                          "template": {"metadata": {"labels": {"app": app}},
                                       "spec": {"serviceAccountName": "model-engine",
                                                "nodeSelector": dict(self.config.node_selector or {}),
                                                "containers": [container]}}}})
         await k.apply("Service", ns, {"apiVersion": "v1", "kind": "Service", "metadata": {
-            "name": "model-engine", "namespace": ns, "labels": dict(labels, app="model-engine")},
+            "name": "model-engine", "namespace": ns, "labels": dict(labels, app="model-engine"), "annotations": helm_owned},
             "spec": {"type": "ClusterIP", "selector": {"app": "model-engine"},
                      "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP", "name": "http"}]}})
 
