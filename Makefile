@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv tools demo demo-down test lint ruff ansible-lint sanity doc molecule pytest unit integration clean
+.PHONY: help venv tools demo demo-down test lint ruff ansible-lint sanity doc ee molecule pytest unit integration clean
 
 help:
 	@echo "make demo    - create the venv, start the local platform twin, run the main playbook against inventories/local"
@@ -53,6 +53,10 @@ doc: venv
 molecule: venv tools
 	scripts/run_molecule.sh
 
+# ansible-builder create of the AWX execution environment, and a check of the generated context.
+ee: venv
+	scripts/check_ee.sh
+
 unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
@@ -63,7 +67,7 @@ integration: venv tools
 pytest: venv tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint sanity doc molecule pytest
+test: lint sanity doc ee molecule pytest
 
 clean:
 	-$(BIN)/python -m tests.twin down 2>/dev/null

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,18 +14,22 @@ import pytest
 from tests.twin.tests.conftest_platform import ModelEngineClient
 
 REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 RECAP_RE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
                       r"failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)", re.M)
 
 
 class PlaybookRun:
-    def __init__(self, proc, cmd):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.cmd = cmd
-        m = RECAP_RE.search(proc.stdout)
+    """One playbook run through ansible-runner, as AWX runs it: rc, stdout, recap, the job events."""
+
+    def __init__(self, runner, cmdline):
+        self.rc = runner.rc
+        self.status = runner.status
+        self.stdout = runner.stdout.read()
+        self.stderr = runner.stderr.read() if hasattr(runner, "stderr") and runner.stderr else ""
+        self.events = list(runner.events)
+        self.stats = runner.stats or {}
+        self.cmdline = cmdline
+        m = RECAP_RE.search(self.stdout)
         self.recap = {k: int(v) for k, v in m.groupdict().items() if k != "host"} if m else {}
 
     @property
@@ -35,6 +38,27 @@ class PlaybookRun:
 
     def __repr__(self):
         return "<PlaybookRun rc=%s recap=%s>\n%s\n%s" % (self.rc, self.recap, self.stdout[-6000:], self.stderr[-2000:])
+
+
+def check_job_events(run, secrets, artifact_dir):
+    """What AWX users rely on, for every playbook the suite runs: no secret in any job event or
+    artifact, a play recap that agrees with the runner's stats, and a readable name on every task."""
+    blob = json.dumps(run.events)
+    for secret in secrets:
+        assert secret not in blob, "a secret value appears in the job events of %s" % run.cmdline
+        for path in Path(artifact_dir).rglob("*"):
+            if path.is_file():
+                assert secret not in path.read_text(errors="replace"), "a secret value appears in artifact %s" % path
+    if run.recap:
+        for key in ("ok", "changed", "failures", "skipped"):
+            stat = sum((run.stats.get(key) or {}).values())
+            recap_key = {"failures": "failed"}.get(key, key)
+            assert stat == run.recap[recap_key], "recap %s=%s but runner stats say %s" % (recap_key, run.recap[recap_key], stat)
+    for ev in run.events:
+        if ev.get("event") == "playbook_on_task_start":
+            name = (ev.get("event_data") or {}).get("name") or ""
+            action = (ev.get("event_data") or {}).get("task_action") or ""
+            assert name and name != action and len(name) > 8, "task without a readable name: %r (%s)" % (name, action)
 
 
 @pytest.fixture(scope="session")
@@ -47,22 +71,35 @@ def twin_vars(odp_twin):
 
 @pytest.fixture
 def playbook(twin_vars, tmp_path):
-    """Run a playbook from playbooks/ against inventories/local + this twin, as an operator would."""
+    """Run a playbook from playbooks/ against inventories/local + this twin through ansible-runner (as
+    AWX does), and check its job events (no secret, recap, readable task names)."""
+    import ansible_runner
+    import yaml
+
+    secrets = [yaml.safe_load(twin_vars.read_text())["s3_secret_key"]]
+    count = [0]
 
     def run(name, *args, check=False, diff=False, extra=None, timeout=600):
-        cmd = [ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventories" / "local"), "-e", "@%s" % twin_vars,
-               str(REPO / "playbooks" / name)]
+        count[0] += 1
+        private = tmp_path / ("runner-%d" % count[0])
+        private.mkdir()
+        cmd = ["-e", "@%s" % twin_vars]
         if extra:
-            cmd += ["-e", json.dumps(extra)]
+            cmd += ["-e", "'%s'" % json.dumps(extra)]
         if check:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
         cmd += list(args)
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"))
-        proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-        return PlaybookRun(proc, cmd)
+        env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+               "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ.get("PATH", ""))}
+        runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(REPO), playbook=str(REPO / "playbooks" / name),
+                                    inventory=str(REPO / "inventories" / "local"), cmdline=" ".join(cmd), envvars=env,
+                                    quiet=True, timeout=timeout)
+        result = PlaybookRun(runner, "%s %s" % (name, " ".join(cmd)))
+        check_job_events(result, secrets, private / "artifacts")
+        return result
 
     return run
 

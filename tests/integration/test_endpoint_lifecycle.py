@@ -119,3 +119,17 @@ def test_update_failed_is_reported_at_once_with_the_reason(module, gateway):
     res = module("llm_endpoint", name="Broken.Name.", state="absent")
     assert res.get("failed") is not True  # absent needs no validation: it deletes what exists
     assert gateway.get("/v1/llm/model-endpoints/Broken.Name.").status == 404
+
+
+def test_endpoint_given_as_json_text_like_an_awx_survey_answer(playbook, gateway):
+    run = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=json.dumps(body(name="survey-ep"))))
+    assert run.rc == 0, run
+    assert gateway.get("/v1/llm/model-endpoints/survey-ep").json()["status"] == "READY"
+
+
+def test_invalid_role_input_fails_at_the_start_with_the_spec_message(playbook, gateway):
+    run = playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="spec-ep"), llm_endpoint_state="gone"))
+    assert run.rc != 0
+    assert "Validating arguments against arg spec" in run.stdout and "llm_endpoint_state" in run.stdout
+    assert "value of llm_endpoint_state must be one of: present, absent" in " ".join(run.stdout.split())
+    assert "spec-ep" not in endpoint_names(gateway)

@@ -1,0 +1,65 @@
+# Copyright: (c) 2026, ODP platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""argument_spec_survey filter; documented in argument_spec_survey.yml."""
+
+from __future__ import annotations
+
+import json
+
+from ansible.errors import AnsibleFilterError
+
+_TYPES = {"str": "text", "path": "text", "raw": "text", "int": "integer", "float": "float",
+          "bool": "multiplechoice", "list": "textarea", "dict": "textarea"}
+
+
+def _first_line(desc):
+    if isinstance(desc, list):
+        desc = " ".join(str(d) for d in desc)
+    return " ".join(str(desc or "").split())
+
+
+def argument_spec_survey(options, name="", description="", only=None):
+    """An AWX survey_spec from the ``options`` of a role's meta/argument_specs.yml entry point."""
+    if not isinstance(options, dict):
+        raise AnsibleFilterError("argument_spec_survey expects the options dictionary of an argument spec")
+    spec = []
+    for var, raw in options.items():
+        if only and var not in only:
+            continue
+        opt = raw or {}
+        typ = opt.get("type", "str")
+        if typ not in _TYPES:
+            raise AnsibleFilterError("argument_spec_survey: option %s has type %s, which a survey cannot ask for" % (var, typ))
+        question = {
+            "variable": var,
+            "question_name": var.replace("_", " ").capitalize(),
+            "question_description": _first_line(opt.get("description"))[:1000],
+            "required": bool(opt.get("required", False)),
+            "type": _TYPES[typ],
+        }
+        if opt.get("no_log"):
+            question["type"] = "password"
+        if "choices" in opt:
+            question["type"] = "multiplechoice"
+            question["choices"] = [str(c) for c in opt["choices"]]
+        elif typ == "bool":
+            question["choices"] = ["true", "false"]
+        if "default" in opt and opt["default"] is not None:
+            default = opt["default"]
+            if typ in ("list", "dict"):
+                default = json.dumps(default)
+            elif typ == "bool":
+                default = "true" if default else "false"
+            question["default"] = default
+        elif typ in ("list", "dict"):
+            question["default"] = ""
+        if typ in ("int", "float"):
+            question["min"] = opt.get("min", 0)
+            question["max"] = opt.get("max", 2147483647)
+        spec.append(question)
+    return {"name": name, "description": description, "spec": spec}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"argument_spec_survey": argument_spec_survey}
