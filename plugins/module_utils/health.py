@@ -40,11 +40,12 @@ def run(module):
     p = module.params
     client = module.model_engine_client()
     try:
-        records = list_endpoints(client)
+        all_records = list_endpoints(client)
     except ModelEngineError as e:
         module.fail_from_exception(e, msg="Could not list endpoints")
-    if p["only_created_by"]:
-        records = [r for r in records if (r.get("spec") or {}).get("created_by") == p["user_id"]]
+    # Every endpoint the API shows (any owner) keeps its objects; only this user's are judged.
+    visible = {resource_name(r["id"]) for r in all_records}
+    records = [r for r in all_records if (r.get("spec") or {}).get("created_by") == p["user_id"]] if p["only_created_by"] else all_records
     ns = p["namespace"]
     try:
         api = kube.core_api(p)
@@ -69,7 +70,10 @@ def run(module):
             "k8s_resource_name": name, "pods": [pod_summary(x) for x in pods],
             "objects": sorted("%s/%s" % (o["kind"], o["name"]) for o in objects if o["name"] in (name, name + "-endpoint-config")),
         })
-    orphans = [o for o in objects if o["name"].replace("-endpoint-config", "") not in known]
+    # An orphan is an object made for this user (label created_by) whose endpoint the API no longer
+    # has; objects of other users, or of endpoints the API does not show us, are never candidates.
+    orphans = [o for o in objects if o["created_by"] == p["user_id"]
+               and o["name"].replace("-endpoint-config", "") not in known | visible]
     module.exit_json(
         changed=False, endpoints=endpoints,
         failed_endpoints=[e for e in endpoints if e["verdict"] == "failed"],

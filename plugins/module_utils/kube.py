@@ -81,7 +81,9 @@ def endpoint_objects(params, namespace):
             raise api_error(e, "Listing %ss" % kind)
         for item in items:
             meta = item.get("metadata") or {}
-            out.append({"kind": kind, "name": meta.get("name"), "endpoint_id": (meta.get("labels") or {}).get("endpoint_id")})
+            labels = meta.get("labels") or {}
+            out.append({"kind": kind, "name": meta.get("name"), "endpoint_id": labels.get("endpoint_id"),
+                        "created_by": labels.get("created_by")})
     return out
 
 

@@ -123,7 +123,8 @@ def run(module):
                 delete_endpoint(client, name)
             except ModelEngineError as e:
                 module.fail_from_exception(e, msg="Could not delete endpoint %s" % name)
-        _exit(module, changed=True, msg="Endpoint %s deleted" % name, diff=diff, **_result_fields(record))
+        _exit(module, changed=True, msg="Endpoint %s %s" % (name, "would be deleted" if module.check_mode else "deleted"), diff=diff,
+              **_result_fields(record))
 
     if record is None:
         try:

@@ -15,7 +15,8 @@ description:
     C(UPDATE_IN_PROGRESS) longer than O(updating_seconds), when a pod crash-loops past O(crashloop_restarts),
     when a pod is Pending longer than O(pending_seconds), when a pod has failed, or when it is named in O(names).
   - Orphans are Deployments, Services, HPAs and ConfigMaps made by model-engine (label C(managed-by=model-engine))
-    whose endpoint no longer exists in the API.
+    for O(user_id) (label C(created_by)) whose endpoint no longer exists in the API. Objects of other users are
+    never orphans, whatever the API shows.
   - Used by C(playbooks/cleanup_failed_endpoints.yml); it changes nothing itself.
 author:
   - ODP platform team (@odp-platform)
@@ -88,7 +89,7 @@ healthy:
   type: list
   elements: str
 orphans:
-  description: Objects of endpoints that no longer exist, as C(kind), C(name), C(endpoint_id).
+  description: Objects of this user's endpoints that no longer exist, as C(kind), C(name), C(endpoint_id), C(created_by).
   returned: always
   type: list
   elements: dict

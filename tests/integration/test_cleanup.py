@@ -70,3 +70,23 @@ def test_cleanup_prunes_control_plane_replicasets_keeping_history(playbook, gate
     assert len(idle_me) == 1 and len(before) > len(after)
     undo = kubectl(odp_twin, "rollout", "undo", "deployment/model-engine")
     assert "rolled back" in undo.stdout
+
+
+def test_cleanup_never_touches_other_users_endpoints(playbook, gateway, odp_twin):
+    import copy
+
+    from tests.twin.tests.conftest_platform import RUNBOOK_BODY
+
+    other = gateway.as_user("other-user")
+    public = dict(copy.deepcopy(RUNBOOK_BODY), name="theirs-public")
+    private = dict(copy.deepcopy(RUNBOOK_BODY), name="theirs-private", public_inference=False)
+    for b in (public, private):
+        assert other.post("/v1/llm/model-endpoints", b).status == 200
+    ids = [other.wait(n, lambda e: e["status"] == "READY", timeout=30)["id"] for n in ("theirs-public", "theirs-private")]
+    extra = {"cleanup_crashloop_restarts": 1, "cleanup_updating_seconds": 0, "cleanup_pending_seconds": 0}
+    for check in (True, False):
+        run = playbook("cleanup_failed_endpoints.yml", check=check, extra=extra)
+        assert run.rc == 0, run
+        assert "Orphaned objects to delete: 0" in run.stdout and "theirs" not in run.stdout.split("Kept:")[0]
+    for ep_id in ids:
+        assert objects_of(odp_twin, ep_id) == ["Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"]
