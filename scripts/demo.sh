@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 python -m tests.twin status >/dev/null 2>&1 || python -m tests.twin up --detach
 run() { echo; echo "=== ansible-playbook -i inventories/local $*"; ansible-playbook -i inventories/local "$@"; }
-run playbooks/create_endpoint.yml -e endpoint_file=playbooks/vars/test-endpoint-v1.json
+run playbooks/create_endpoint.yml
 run playbooks/verify_endpoint.yml -e endpoint_name=test-endpoint-v1
 run playbooks/environment_report.yml
 cat <<MSG
