@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
-python -m tests.twin status >/dev/null 2>&1 || python -m tests.twin up --detach
+# A slow simulated download (the checkpoint is ~1 MB) so the progress lines show 0/2 -> 2/2 and the percentages.
+python -m tests.twin status >/dev/null 2>&1 || python -m tests.twin up --detach --download-rate 120000 >/dev/null
 run() { echo; echo "=== ansible-playbook -i inventories/local $*"; ansible-playbook -i inventories/local "$@"; }
-run playbooks/create_endpoint.yml
+run playbooks/create_endpoint.yml -e llm_endpoint_progress_interval=2
 run playbooks/verify_endpoint.yml -e endpoint_name=test-endpoint-v1
 run playbooks/environment_report.yml
 cat <<MSG

@@ -75,7 +75,8 @@ def cmd_up(args) -> int:
     (state / "twin.json").unlink(missing_ok=True)
     if args.detach:
         log = open(state / "twin.log", "ab")
-        child = subprocess.Popen([sys.executable, "-m", "tests.twin", "up", "--state", str(state), "--s3", args.s3],
+        child = subprocess.Popen([sys.executable, "-m", "tests.twin", "up", "--state", str(state), "--s3", args.s3]
+                                 + (["--download-rate", str(args.download_rate)] if args.download_rate else []),
                                  cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True)
         deadline = time.monotonic() + args.timeout
@@ -92,15 +93,18 @@ def cmd_up(args) -> int:
         print("twin did not become ready in time", file=sys.stderr)
         os.killpg(child.pid, signal.SIGTERM)
         return 1
-    return asyncio.run(_serve(state, args.s3))
+    return asyncio.run(_serve(state, args.s3, args.download_rate))
 
 
-async def _serve(state: Path, s3: str) -> int:
+async def _serve(state: Path, s3: str, download_rate: float | None = None) -> int:
     from tests.twin.platform.twin import Twin, TwinOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     inventory = REPO / "inventories" / "local" if Path(state).resolve() == DEFAULT_STATE.resolve() else None
-    twin = Twin(state, TwinOptions(s3=s3, inventory_dir=inventory))
+    options = TwinOptions(s3=s3, inventory_dir=inventory)
+    if download_rate:
+        options.service.download_rate = float(download_rate)
+    twin = Twin(state, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -180,6 +184,8 @@ def main(argv=None) -> int:
     up.add_argument("--s3", choices=["moto", "seaweedfs"], default="moto")
     up.add_argument("--detach", action="store_true", help="run in the background; return once it answers")
     up.add_argument("--timeout", type=float, default=90)
+    up.add_argument("--download-rate", type=float, default=None,
+                    help="bytes per second the simulated pods download at (default 8 MiB/s); the demo uses a slow one")
     down = sub.add_parser("down", help="stop a running twin by PID")
     down.add_argument("--state", default=str(DEFAULT_STATE))
     down.add_argument("--timeout", type=float, default=30)
