@@ -57,6 +57,29 @@ attributes:
       - odp.model_engine.s3
 """
 
+    ACTIONGROUP_K8S = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/odp.model_engine.k8s) in C(module_defaults) to set the Kubernetes connection once.
+    support: full
+    membership:
+      - odp.model_engine.k8s
+"""
+
+    ACTIONGROUP_MODEL_ENGINE_K8S = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/odp.model_engine.model_engine) and C(group/odp.model_engine.k8s) in C(module_defaults) to set the
+        gateway and Kubernetes connections once.
+    support: full
+    membership:
+      - odp.model_engine.model_engine
+      - odp.model_engine.k8s
+"""
+
     ACTIONGROUP_ALL = r"""
 options: {}
 attributes:

@@ -26,12 +26,7 @@ extends_documentation_fragment:
   - odp.model_engine.k8s_auth
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
-attributes:
-  action_group:
-    description: Use C(group/odp.model_engine.k8s) in C(module_defaults) to set the Kubernetes connection once.
-    support: full
-    membership:
-      - odp.model_engine.k8s
+  - odp.model_engine.attributes.ACTIONGROUP_K8S
 """
 
 EXAMPLES = r"""
