@@ -13,6 +13,9 @@ if [ ${#scenarios[@]} -eq 0 ]; then
 fi
 for s in "${scenarios[@]}"; do
   echo "=== molecule test -s $s"
+  # Forget state left by an earlier run in a folder of the same name ("instances already prepared"
+  # would skip prepare, which starts the twin).
+  molecule reset -s "$s" >/dev/null 2>&1 || true
   molecule test -s "$s"
 done
 echo "molecule: ${#scenarios[@]} scenario(s) passed: ${scenarios[*]}"
