@@ -270,8 +270,15 @@ def collect(module):
 
 
 def run(module):
+    from ansible_collections.odp.model_engine.plugins.module_utils import kube
+
     p = module.params
-    ev = collect(module)
+    try:
+        ev = collect(module)
+    except kube.KubeError as e:
+        module.fail_json(msg="Could not collect the evidence: %s" % e)
+    except kube.ApiException as e:
+        module.fail_json(msg="Could not collect the evidence: %s" % kube.api_error(e, "Kubernetes API"))
     cause, summary, evidence = classify(ev, pending_timeout=p["pending_timeout"], install_timeout=p["install_timeout"])
     rec = ev.get("record") or {}
     result = {
@@ -282,7 +289,8 @@ def run(module):
         "k8s_resource_name": ev.get("resource_name"), "objects": ev.get("objects"),
         "pods": ev.get("pod_summaries", []), "command": ev.get("command"),
         "model_files": {"exists": ev.get("model_files_exists"), "bytes": ev.get("download_bytes"),
-                        "temp_files": ev.get("temp_files"), "complete": ev.get("download_complete")} if "model_files_exists" in ev else None,
+                        "temp_files": ev.get("temp_files"), "complete": ev.get("download_complete")} if "model_files_exists" in ev else (
+                            {"error": ev["model_files_error"]} if "model_files_error" in ev else None),
         "logs": ev.get("logs", {}),
         "events": {k: ["%s %s: %s" % (e.get("type"), e.get("reason"), e.get("message")) for e in v] for k, v in ev.get("events", {}).items()},
     }

@@ -89,7 +89,10 @@ def check_once(api, namespace, pod, port, model, smoke, prompt, max_tokens, gate
 
 def run(module):
     p = module.params
-    api = kube.core_api(p)
+    try:
+        api = kube.core_api(p)
+    except kube.KubeError as e:
+        module.fail_json(msg=str(e))
     gateway = module.model_engine_client() if p["smoke"] == "gateway" else None
     start = time.monotonic()
     timings = {}

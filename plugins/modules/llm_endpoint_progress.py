@@ -17,7 +17,7 @@ description:
     C(UPDATE_PENDING), a terminated or crash-looping container, an image that cannot be pulled, an
     unschedulable pod, a stalled download). V(absent) means the endpoint does not exist.
   - Pass the previous result's C(sample) as O(previous) to get the download rate, the ETA and stall detection;
-    the role M(odp.model_engine.llm_endpoint) is built on this (see its C(progress.yml)).
+    the role C(odp.model_engine.llm_endpoint) is built on this (see its C(progress.yml)).
 author:
   - ODP platform team (@odp-platform)
 options:
