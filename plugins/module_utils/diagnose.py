@@ -9,9 +9,10 @@ cause with a summary, the evidence lines that prove it, and the fix.
 
 from __future__ import annotations
 
-import datetime
 import re
 import time
+
+from ansible_collections.odp.model_engine.plugins.module_utils.podstate import parse_timestamp
 
 # cause code -> fix (the runbook's "Solution" column where it has one)
 FIXES = {
@@ -50,16 +51,6 @@ ARCH_RE = re.compile(r"Model architectures \[.*\] are not supported")
 PREMATURE_RE = re.compile(r"No (supported )?config format found|Cannot find any model weights")
 
 
-def _parse_time(value):
-    if not value:
-        return None
-    try:
-        return datetime.datetime.strptime(value.replace("Z", "+00:00")[:19], "%Y-%m-%dT%H:%M:%S").replace(
-            tzinfo=datetime.timezone.utc).timestamp()
-    except ValueError:
-        return None
-
-
 def _cs(pod, name):
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         if cs.get("name") == name:
@@ -86,7 +77,7 @@ def classify(ev, now=None, pending_timeout=600, install_timeout=300):
             return "image_not_found_on_create", "The build failed: the image was not found", evidence
         return "update_failed", "The endpoint build failed: %s" % reason, evidence
     if status == "UPDATE_PENDING" and not ev.get("deployment"):
-        since = _parse_time(spec.get("last_updated_at") or spec.get("created_at"))
+        since = parse_timestamp(spec.get("last_updated_at") or spec.get("created_at"))
         age = now - since if since else None
         builder = ev.get("builder")
         if builder is not None:
@@ -159,7 +150,7 @@ def classify(ev, now=None, pending_timeout=600, install_timeout=300):
 
         running = (main.get("state") or {}).get("running")
         if running:
-            started = _parse_time(running.get("startedAt"))
+            started = parse_timestamp(running.get("startedAt"))
             cmd = ev.get("command") or ""
             if (not ev.get("model_files_exists") and "pip install" in cmd and started and now - started >= install_timeout):
                 evidence += ["main running for %ds and no model_files yet" % (now - started),

@@ -41,15 +41,21 @@ def container_problem(pod, container, include_phase=True):
     return None
 
 
-def age_seconds(timestamp, now=None):
-    """Seconds since an RFC 3339 timestamp (``2026-11-27T01:46:20Z``), or None."""
+def parse_timestamp(timestamp):
+    """Seconds since the epoch of an RFC 3339 timestamp (``2026-11-27T01:46:20Z``, fractions ignored), or None."""
     if not timestamp:
         return None
     try:
         then = datetime.datetime.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
     except ValueError:
         return None
-    return int((now or time.time()) - then.timestamp())
+    return then.timestamp()
+
+
+def age_seconds(timestamp, now=None):
+    """Seconds since an RFC 3339 timestamp, or None."""
+    then = parse_timestamp(timestamp)
+    return None if then is None else int((now or time.time()) - then)
 
 
 def pod_summary(pod):

@@ -173,3 +173,13 @@ def pod_of(odp_twin, endpoint_id):
     pods = odp_twin.call(odp_twin.kube.list_pods(odp_twin.config.endpoint_namespace, "app=launch-endpoint-id-%s" % endpoint_id.replace("_", "-")))
     assert pods, "no pod for %s" % endpoint_id
     return pods[0]["metadata"]["name"]
+
+
+def kubectl(odp_twin, *args):
+    """Real kubectl against the twin, in llm-core; fails the test on a non-zero exit."""
+    import subprocess
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", str(odp_twin.emulator.kubeconfig_path),
+                           "-n", "llm-core", *args], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from tests.integration.conftest import create_endpoint, endpoint_names
+from tests.integration.conftest import create_endpoint, endpoint_names, kubectl
 from tests.integration.test_diagnose import crashed, settle
 
 KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap")
@@ -17,13 +14,6 @@ def objects_of(odp_twin, endpoint_id):
     name = "launch-endpoint-id-" + endpoint_id.replace("_", "-")
     ns = odp_twin.config.endpoint_namespace
     return [k for k in KINDS if odp_twin.call(odp_twin.kube.get(k, name, ns)) is not None]
-
-
-def kubectl(odp_twin, *args):
-    proc = subprocess.run([str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", str(odp_twin.emulator.kubeconfig_path),
-                           "-n", "llm-core", *args], capture_output=True, text=True, check=False, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def test_cleanup_removes_exactly_the_failed_and_orphaned(playbook, gateway, odp_twin):

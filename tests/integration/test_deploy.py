@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-REPO_IMG = "registry.odp.om/odp-development/oman-national-llm/model-engine:"
+from tests.integration.conftest import kubectl as _kubectl
 
 
 def kubectl(odp_twin, *args):
-    proc = subprocess.run([str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", str(odp_twin.emulator.kubeconfig_path),
-                           "-n", "llm-core", *args], capture_output=True, text=True, check=False, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return _kubectl(odp_twin, *args).stdout
+
+
+REPO_IMG = "registry.odp.om/odp-development/oman-national-llm/model-engine:"
 
 
 def images(odp_twin):
