@@ -46,7 +46,15 @@ def test_up_detach_status_down(tmp_path):
         with urllib.request.urlopen(info["model_engine_url"] + "/readyz", timeout=5) as r:
             assert r.status == 200
         assert (state / "kubeconfig").read_text().count("server: http://127.0.0.1:") == 1
-        tv = yaml.safe_load((state / "inventories/local/group_vars/all/twin.yml").read_text())
+        tv_text = (state / "inventories/local/group_vars/all/twin.yml").read_text()
+        tv = yaml.safe_load(tv_text)
+        # The generated file sits in the repo's inventory that ansible-lint (production) checks after
+        # `make demo`; it must pass the repo's yamllint rules (document start included).
+        from yamllint import linter
+        from yamllint.config import YamlLintConfig
+
+        lint = list(linter.run(tv_text, YamlLintConfig(file=str(REPO / ".yamllint"))))
+        assert lint == [], [str(x) for x in lint]
         assert set(tv) == VARS
         assert tv["model_engine_user"] == "test-user-id" and tv["model_engine_validate_certs"] is False
         assert tv["model_engine_namespace"] == "llm-core" and tv["s3_bucket"] == "scale-gp-models"
