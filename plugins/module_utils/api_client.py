@@ -21,27 +21,31 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError, SpecError
+
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
 
 
-class ModelEngineError(Exception):
+class ModelEngineError(OdpError):
     """A request to model-engine failed. ``status`` is None for connection errors."""
 
-    def __init__(self, message, status=None, body=None, method=None, url=None, attempts=1):
+    def __init__(self, message, status=None, body=None, **request):
         super(ModelEngineError, self).__init__(message)
         self.status = status
         self.body = body
-        self.method = method
-        self.url = url
-        self.attempts = attempts
+        self.method = request.get("method")
+        self.url = request.get("url")
+        self.attempts = request.get("attempts", 1)
 
     @property
     def detail(self):
         return error_detail(self.body)
 
     def to_result(self):
-        """Fields a module adds to fail_json."""
-        return {"status": self.status, "body": self.body, "method": self.method, "url": self.url, "attempts": self.attempts}
+        """Fields a module adds to fail_json: the API's answer."""
+        out = dict(self.result)
+        out["api_error"] = {"status": self.status, "body": self.body, "method": self.method, "url": self.url, "attempts": self.attempts}
+        return out
 
 
 def error_detail(body):
@@ -73,25 +77,26 @@ def basic_auth_header(user_id):
 
 
 class ModelEngineClient(object):
-    """Small JSON client. ``sleep`` and ``rand`` are injectable for tests."""
+    """Small JSON client. ``options``: ``timeout`` (30 s), ``retries`` (4), ``backoff_base`` (0.5 s),
+    ``backoff_max`` (8 s), ``on_retry(method, path, attempt, reason, delay)``; ``sleep`` and ``rand`` are
+    injectable for tests."""
 
-    def __init__(self, url, user_id, validate_certs=True, ca_path=None, timeout=30.0, retries=4,
-                 backoff_base=0.5, backoff_max=8.0, sleep=time.sleep, rand=random.random, on_retry=None):
+    def __init__(self, url, user_id, validate_certs=True, ca_path=None, **options):
         if not url:
-            raise ValueError("url: the model-engine gateway URL is required")
+            raise SpecError("url: the model-engine gateway URL is required")
         if not (url.startswith("http://") or url.startswith("https://")):
-            raise ValueError("url: %r must start with http:// or https://" % url)
+            raise SpecError("url: %r must start with http:// or https://" % url)
         self.base_url = url.rstrip("/")
         self.user_id = user_id
         self.validate_certs = validate_certs
         self.ca_path = ca_path
-        self.timeout = timeout
-        self.retries = max(0, int(retries))
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.sleep = sleep
-        self._rand = rand
-        self.on_retry = on_retry
+        self.timeout = options.get("timeout", 30.0)
+        self.retries = max(0, int(options.get("retries", 4)))
+        self.backoff_base = options.get("backoff_base", 0.5)
+        self.backoff_max = options.get("backoff_max", 8.0)
+        self.sleep = options.get("sleep", time.sleep)
+        self._rand = options.get("rand", random.random)
+        self.on_retry = options.get("on_retry")
         self.auth_header = basic_auth_header(user_id) if user_id else None
 
     # ------------------------------------------------------------------ helpers
@@ -135,11 +140,36 @@ class ModelEngineClient(object):
             return None
 
     # ------------------------------------------------------------------ request
-    def request(self, method, path, body=None, params=None, retry=True, timeout=None):
+    def _send(self, method, url, data, headers, timeout):
+        """One attempt: ("ok", body) or ("retry", (status, payload, retry_after, reason)); raises for a final error."""
+        try:
+            resp = open_url(url, method=method, data=data, headers=headers, validate_certs=self.validate_certs,
+                            ca_path=self.ca_path, timeout=timeout, follow_redirects="safe", use_proxy=True)
+            return "ok", self._decode(resp.read())
+        except HTTPError as e:
+            try:
+                payload = self._decode(e.read())
+            except Exception:  # pylint: disable=broad-except
+                payload = None
+            if e.code not in RETRY_STATUSES:
+                return "final", (e.code, payload, e.reason)
+            return "retry", (e.code, payload, self._retry_after(e.headers), "HTTP %s" % e.code)
+        except (TimeoutError, URLError, ConnectionError, OSError) as e:
+            return "retry", (None, None, None, "%s: %s" % (type(e).__name__, getattr(e, "reason", e)))
+
+    def _exhausted(self, method, path, url, attempts, failure):
+        status, payload, _retry_after, reason = failure
+        if status is not None:
+            msg = "%s %s returned HTTP %s after %d attempt(s): %s" % (method, path, status, attempts, error_detail(payload) or reason)
+        else:
+            msg = "%s %s failed after %d attempt(s): %s (is %s reachable?)" % (method, path, attempts, reason, self.base_url)
+        return ModelEngineError(msg, status=status, body=payload, method=method, url=url, attempts=attempts)
+
+    def request(self, method, path, body=None, params=None, **options):
         """Send one JSON request; return the decoded body of a 2xx answer or raise ModelEngineError.
 
-        ``retry=False`` disables retries (callers that must not repeat a write on an ambiguous
-        failure handle it themselves, e.g. re-check by name before re-posting a create).
+        ``options``: ``retry=False`` disables retries (callers that must not repeat a write on an ambiguous
+        failure handle it themselves, e.g. re-check by name before re-posting a create); ``timeout``.
         """
         url = self.url_for(path, params)
         headers = {"Accept": "application/json"}
@@ -149,42 +179,22 @@ class ModelEngineClient(object):
         if body is not None:
             data = json.dumps(body)
             headers["Content-Type"] = "application/json"
-        attempts = 0
-        max_attempts = 1 + (self.retries if retry else 0)
-        while True:
-            attempts += 1
-            status, payload, retry_after, reason = None, None, None, None
-            try:
-                resp = open_url(url, method=method, data=data, headers=headers, validate_certs=self.validate_certs,
-                                ca_path=self.ca_path, timeout=timeout or self.timeout, follow_redirects="safe",
-                                use_proxy=True)
-                return self._decode(resp.read())
-            except HTTPError as e:
-                status = e.code
-                try:
-                    payload = self._decode(e.read())
-                except Exception:  # pylint: disable=broad-except
-                    payload = None
-                retry_after = self._retry_after(e.headers)
-                reason = "HTTP %s" % status
-                if status not in RETRY_STATUSES:
-                    raise ModelEngineError(
-                        "%s %s returned HTTP %s: %s" % (method, path, status, error_detail(payload) or e.reason),
-                        status=status, body=payload, method=method, url=url, attempts=attempts)
-            except (TimeoutError, URLError, ConnectionError, OSError) as e:
-                reason = "%s: %s" % (type(e).__name__, getattr(e, "reason", e))
-            if attempts >= max_attempts:
-                if status is not None:
-                    msg = "%s %s returned HTTP %s after %d attempt(s): %s" % (
-                        method, path, status, attempts, error_detail(payload) or reason)
-                else:
-                    msg = "%s %s failed after %d attempt(s): %s (is %s reachable?)" % (
-                        method, path, attempts, reason, self.base_url)
-                raise ModelEngineError(msg, status=status, body=payload, method=method, url=url, attempts=attempts)
-            delay = self.backoff(attempts - 1, retry_after)
+        max_attempts = 1 + (self.retries if options.get("retry", True) else 0)
+        for attempt in range(1, max_attempts + 1):
+            kind, value = self._send(method, url, data, headers, options.get("timeout") or self.timeout)
+            if kind == "ok":
+                return value
+            if kind == "final":
+                status, payload, reason = value
+                raise ModelEngineError("%s %s returned HTTP %s: %s" % (method, path, status, error_detail(payload) or reason),
+                                       status=status, body=payload, method=method, url=url, attempts=attempt)
+            if attempt == max_attempts:
+                raise self._exhausted(method, path, url, attempt, value)
+            delay = self.backoff(attempt - 1, value[2])
             if self.on_retry:
-                self.on_retry(method, path, attempts, reason, delay)
+                self.on_retry(method, path, attempt, value[3], delay)
             self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, path, params=None, **kw):
         return self.request("GET", path, params=params, **kw)

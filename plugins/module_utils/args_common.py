@@ -27,10 +27,28 @@ S3_CONNECTION_SPEC = dict(
     s3_validate_certs=dict(type="bool", default=True),
 )
 
+# The wait options of every module that waits (doc fragment odp.model_engine.wait). wait_timeout unset means
+# the module's own automatic timeout (for endpoints: derived from the checkpoint's size).
 WAIT_SPEC = dict(
     wait=dict(type="bool", default=False),
-    wait_timeout=dict(type="int", default=1800),
+    wait_timeout=dict(type="int"),
     wait_sleep=dict(type="float", default=5.0),
+)
+
+# What the one judge needs to observe an endpoint, and its limits (doc fragment odp.model_engine.endpoint_judge).
+# The defaults follow the runbook's durations (judge.DEFAULT_LIMITS; a unit test keeps the two equal).
+ENDPOINT_JUDGE_SPEC = dict(
+    namespace=dict(type="str", default="llm-core"),
+    gateway_namespace=dict(type="str", default="llm-core"),
+    container=dict(type="str", default="main"),
+    model_dir=dict(type="str", default="model_files"),
+    python=dict(type="str", default="python3"),
+    log_lines=dict(type="int", default=30),
+    measure_download=dict(type="bool", default=True),
+    pending_timeout=dict(type="int", default=600),
+    install_timeout=dict(type="int", default=1200),
+    stall_timeout=dict(type="int", default=600),
+    min_download_rate=dict(type="int", default=2000000),
 )
 
 

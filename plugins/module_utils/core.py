@@ -1,10 +1,13 @@
 # Copyright: (c) 2026, ODP platform team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The base class every odp.model_engine module builds on.
+"""The base class every odp.model_engine module builds on, and the collection's one error path.
 
+* ``run(fn)``: the module's logic returns its result; every ``OdpError`` it raises is caught here, once,
+  and becomes ``fail_json`` with the message, the partial result built so far in ``module.result``
+  (``changed`` after a write, ``endpoint``, ``k8s_resource_name`` ...) and the error's own fields. Errors of
+  the Kubernetes and S3 clients that escaped a wrapper are converted on the way; anything else still ends
+  in a clean failure that says it is a bug, never in a bare traceback.
 * Python dependency checks with a clear message (``requires=("kubernetes", "boto3")``).
-* ``fail_from_exception``: any exception becomes ``fail_json`` with the cause (and, for model-engine
-  API errors, the HTTP status and response body).
 * Secrets derived from options (the Basic auth header) are added to ``no_log_values`` so they never
   appear in output, even at -vvv.
 """
@@ -16,11 +19,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import (
-    ModelEngineClient,
-    ModelEngineError,
-    basic_auth_header,
-)
+from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, basic_auth_header
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, S3Error
 
 # import name -> (pip name, why the module needs it)
 _DEPENDENCIES = {
@@ -30,12 +30,31 @@ _DEPENDENCIES = {
 }
 
 
+def as_odp_error(exc):
+    """``exc`` as an OdpError: client exceptions that escaped a wrapper are converted, others are None."""
+    if isinstance(exc, OdpError):
+        return exc
+    kind = type(exc).__module__ + "." + type(exc).__name__
+    if kind.startswith("kubernetes.client.exceptions."):
+        from ansible_collections.odp.model_engine.plugins.module_utils.kube import api_error
+
+        return api_error(exc, "Kubernetes API request")
+    if kind.startswith("botocore.exceptions."):
+        from ansible_collections.odp.model_engine.plugins.module_utils.s3 import describe_error
+
+        return S3Error(describe_error(exc, "S3 request"))
+    if kind.startswith(("urllib3.exceptions.", "websocket._exceptions.")):
+        return KubeError("Kubernetes API connection failed: %s" % exc)
+    return None
+
+
 class ModelEngineModule(AnsibleModule):
-    """AnsibleModule with dependency checks, exception handling and secret redaction."""
+    """AnsibleModule with the one error path, dependency checks and secret redaction."""
 
     def __init__(self, argument_spec, requires=(), **kwargs):
         kwargs.setdefault("supports_check_mode", True)
         super(ModelEngineModule, self).__init__(argument_spec=argument_spec, **kwargs)
+        self.result = {"changed": False}
         for name in requires:
             self.require(name)
         user_id = self.params.get("user_id")
@@ -51,6 +70,15 @@ class ModelEngineModule(AnsibleModule):
             pip_name, reason = _DEPENDENCIES.get(import_name, (import_name, ""))
             self.fail_json(msg=missing_required_lib(pip_name, reason=reason or None), exception=traceback.format_exc())
 
+    def run(self, fn):
+        """Exit with ``fn(self)``'s result (merged over ``self.result``), or fail through the one error path."""
+        try:
+            out = fn(self)
+        except Exception as e:  # pylint: disable=broad-except
+            self.fail_from_exception(e)
+        self.result.update(out or {})
+        self.exit_json(**self.result)
+
     def model_engine_client(self, **overrides):
         """A ModelEngineClient built from the shared connection options."""
         p = self.params
@@ -61,14 +89,18 @@ class ModelEngineModule(AnsibleModule):
                 "model-engine %s %s attempt %d failed (%s); retrying in %.1fs" % (method, path, attempt, reason, delay)),
         )
         kwargs.update(overrides)
-        try:
-            return ModelEngineClient(**kwargs)
-        except ValueError as e:
-            self.fail_json(msg=str(e))
+        return ModelEngineClient(**kwargs)
 
-    def fail_from_exception(self, exc, msg=None, **result):
-        """fail_json with the cause; API errors carry status and body."""
-        if isinstance(exc, ModelEngineError):
-            result.setdefault("api_error", exc.to_result())
-        text = "%s: %s" % (msg, exc) if msg else str(exc)
+    def fail_from_exception(self, exc, msg=None):
+        """fail_json with the cause, the partial result and the error's fields; never a bare traceback."""
+        err = as_odp_error(exc)
+        result = dict(self.result)
+        if err is None:
+            text = "Unexpected error in odp.model_engine (please report it with the -vvv output): %s: %s" % (type(exc).__name__, exc)
+        else:
+            result.update(err.to_result())
+            text = str(err)
+        if msg:
+            text = "%s: %s" % (msg, text)
+        result.pop("msg", None)
         self.fail_json(msg=text, exception=traceback.format_exc(), **result)

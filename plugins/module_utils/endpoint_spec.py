@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import SpecError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, parse_quantity
 
 FRAMEWORKS = ("vllm", "sglang", "deepspeed", "text_generation_inference", "lightllm", "tensorrt_llm")
@@ -64,10 +65,6 @@ SCALAR_FIELDS = (
 )
 # Fields that cannot change once the endpoint exists.
 IMMUTABLE = ("inference_framework", "endpoint_type", "nodes_per_worker")
-
-
-class SpecError(ValueError):
-    """The desired endpoint breaks a rule of the model-engine API; the message names field and rule."""
 
 
 def _label_value_problem(value):

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import time
-
 from ansible_collections.odp.model_engine.plugins.module_utils.api_client import RETRY_STATUSES, ModelEngineClient, ModelEngineError
 
 LLM_ENDPOINTS = "/v1/llm/model-endpoints"
@@ -102,67 +100,12 @@ def delete_endpoint(client: ModelEngineClient, name):
         raise
 
 
-# ---------------------------------------------------------------------------- waits
-class WaitError(Exception):
-    """A wait ended without the endpoint serving; ``record`` is the last one seen."""
-
-    def __init__(self, message, record=None, elapsed=0.0, reason=None):
-        super(WaitError, self).__init__(message)
-        self.record = record
-        self.elapsed = elapsed
-        self.reason = reason
-
-
-def wait_for_serving(client: ModelEngineClient, name, timeout=1800, sleep_s=5.0, pending_timeout=600,
-                     transition_timeout=0, clock=None, sleep=None, progress=None):
-    """Poll until ``status == READY`` and ``available_workers >= 1`` (facts §9.3).
-
-    * UPDATE_FAILED fails at once with ``spec.status_reason``.
-    * UPDATE_PENDING for longer than ``pending_timeout`` fails: no builder consumes the task.
-    * ``transition_timeout`` > 0 (after an update): first wait up to that long for the status to leave
-      READY, since the gateway may still show the previous state for a while.
-    Returns (record, elapsed seconds, list of (elapsed, status, available_workers) transitions).
-    """
-    clock = clock or time.monotonic
-    sleep = sleep or time.sleep
-    start = clock()
-    history = []
-    pending_since = None
-    transition_seen = transition_timeout <= 0
-    record = None
-    while True:
-        elapsed = clock() - start
-        try:
-            record = get_endpoint(client, name)
-        except ModelEngineError as e:
-            if e.status is not None and e.status < 500:
-                raise
-            record = None  # the gateway is flaky; keep polling within the timeout
-        status = record.get("status") if record else None
-        workers = available_workers(record) if record else 0
-        if not history or history[-1][1:] != (status, workers):
-            history.append((round(elapsed, 1), status, workers))
-            if progress:
-                progress(elapsed, status, workers, record)
-        if record is not None:
-            if status != "READY":
-                transition_seen = True
-            if status == "UPDATE_FAILED":
-                reason = (record.get("spec") or {}).get("status_reason") or "no status_reason given"
-                raise WaitError("Endpoint %s failed to build (UPDATE_FAILED): %s" % (name, reason), record, elapsed, "UPDATE_FAILED")
-            if status == "UPDATE_PENDING":
-                pending_since = elapsed if pending_since is None else pending_since
-                if elapsed - pending_since >= pending_timeout:
-                    raise WaitError(
-                        "Endpoint %s has been UPDATE_PENDING for %ds: no endpoint builder is consuming the build task "
-                        "(check the model-engine-endpoint-builder Deployment and, on-prem, celery_broker_type_redis)"
-                        % (name, elapsed - pending_since), record, elapsed, "STUCK_PENDING")
-            else:
-                pending_since = None
-            if is_serving(record) and (transition_seen or elapsed >= transition_timeout):
-                return record, elapsed, history
-        if elapsed >= timeout:
-            state = "%s with %d available worker(s)" % (status, workers) if record else "not found"
-            raise WaitError("Timed out after %ds waiting for endpoint %s to serve; it is %s" % (timeout, name, state),
-                            record, elapsed, "TIMEOUT")
-        sleep(max(0.0, min(sleep_s, timeout - elapsed)))
+def info(module):
+    """llm_endpoint_info: one endpoint by name, or the list, with the derived keys."""
+    client = module.model_engine_client()
+    if module.params["name"]:
+        record = get_endpoint(client, module.params["name"])
+        records = [record] if record else []
+    else:
+        records = list_endpoints(client, order_by=module.params["order_by"])
+    return {"changed": False, "endpoints": [annotate(r) for r in records]}

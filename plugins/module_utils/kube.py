@@ -15,14 +15,17 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
-from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes
+from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes, quantity_to_cores
 
 try:
-    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
+    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api, PolicyV1Api
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 except ImportError:  # reported by ModelEngineModule(requires=("kubernetes",))
-    AppsV1Api = AutoscalingV2Api = CoreV1Api = ApiException = stream = None
+    AppsV1Api = AutoscalingV2Api = CoreV1Api = PolicyV1Api = stream = None
+
+    class ApiException(Exception):  # so that ``except ApiException`` stays valid without the client
+        status = None
 
 K8S_AUTH_SPEC = dict(
     kubeconfig=dict(type="raw", no_log=True),
@@ -57,70 +60,144 @@ def core_api(params):
     return CoreV1Api(api_client(params))
 
 
-def apps_api(params):
-    return AppsV1Api(api_client(params))
+# kind -> (API attribute of Kube, method suffix of the generated client, namespaced)
+KINDS = {
+    "Pod": ("core", "pod", True),
+    "Service": ("core", "service", True),
+    "ConfigMap": ("core", "config_map", True),
+    "Event": ("core", "event", True),
+    "Node": ("core", "node", False),
+    "Deployment": ("apps", "deployment", True),
+    "ReplicaSet": ("apps", "replica_set", True),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontal_pod_autoscaler", True),
+    "PodDisruptionBudget": ("policy", "pod_disruption_budget", True),
+}
 
 
-def autoscaling_api(params):
-    return AutoscalingV2Api(api_client(params))
+def newest_first(items):
+    return sorted(items, key=lambda x: (x.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
 
 
-def endpoint_objects(params, namespace):
-    """Every Deployment, Service, HPA and ConfigMap an endpoint builder made (label managed-by=model-engine),
-    as {kind, name, endpoint_id}."""
-    client = api_client(params)
-    core, apps, hpa = CoreV1Api(client), AppsV1Api(client), AutoscalingV2Api(client)
-    sel = "managed-by=model-engine"
-    out = []
-    for kind, lister in (("Deployment", apps.list_namespaced_deployment), ("Service", core.list_namespaced_service),
-                         ("HorizontalPodAutoscaler", hpa.list_namespaced_horizontal_pod_autoscaler),
-                         ("ConfigMap", core.list_namespaced_config_map)):
+class Kube(object):
+    """The Kubernetes calls the domain modules make, every one guarded: an API or connection error is raised as
+    KubeError naming what was asked; objects come back as plain dicts (``sanitize_for_serialization``)."""
+
+    def __init__(self, params=None, client=None):
+        self.client = client if client is not None else api_client(params or {})
+        self.core = CoreV1Api(self.client)
+        self.apps = AppsV1Api(self.client)
+        self.autoscaling = AutoscalingV2Api(self.client)
+        self.policy = PolicyV1Api(self.client)
+
+    def call(self, what, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` as plain data; KubeError (with the HTTP status) when it fails."""
         try:
-            items = client.sanitize_for_serialization(lister(namespace, label_selector=sel)).get("items", [])
+            return self.client.sanitize_for_serialization(fn(*args, **kwargs))
         except ApiException as e:
-            raise api_error(e, "Listing %ss" % kind)
-        for item in items:
-            meta = item.get("metadata") or {}
-            labels = meta.get("labels") or {}
-            out.append({"kind": kind, "name": meta.get("name"), "endpoint_id": labels.get("endpoint_id"),
-                        "created_by": labels.get("created_by")})
-    return out
+            raise api_error(e, what)
+        except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
+            raise KubeError("%s failed: %s" % (what, e))
 
+    def _method(self, verb, kind):
+        api, suffix, namespaced = KINDS[kind]
+        return getattr(getattr(self, api), "%s_%s%s" % (verb, "namespaced_" if namespaced else "", suffix)), namespaced
 
-def read_or_none(read, name, namespace, api_client):
-    """An object as a plain dict, or None when it does not exist."""
-    try:
-        return api_client.sanitize_for_serialization(read(name, namespace))
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise api_error(e, "Reading %s/%s" % (namespace, name))
-
-
-def pod_events(api, namespace, pod):
-    """Events about a pod, oldest first, as plain dicts."""
-    try:
-        raw = api.list_namespaced_event(namespace, field_selector="involvedObject.name=%s" % pod)
-    except ApiException as e:
-        raise api_error(e, "Listing events of %s" % pod)
-    items = api.api_client.sanitize_for_serialization(raw).get("items", [])
-    return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-
-
-def container_logs(api, namespace, pod, container, lines=30):
-    """Last lines of a container's log, preceded by the previous instance's when it restarted: a
-    crash-looping container's error is in the previous log while the new one only starts up."""
-    out = []
-    for previous in (True, False):
+    def get(self, kind, name, namespace=None):
+        """The object, or None when it does not exist."""
+        fn, namespaced = self._method("read", kind)
+        args = (name, namespace) if namespaced else (name,)
         try:
-            text = api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
-        except ApiException:
-            continue  # no previous instance (400), or the container has not started
-        if text and text.strip():
-            out += (["--- previous instance ---"] if previous else []) + text.splitlines()
-            if previous:
-                out.append("--- current instance ---")
-    return out
+            return self.call("Reading %s %s/%s" % (kind, namespace or "", name), fn, *args)
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list(self, kind, namespace=None, selector=None, field_selector=None):
+        fn, namespaced = self._method("list", kind)
+        kwargs = {k: v for k, v in (("label_selector", selector), ("field_selector", field_selector)) if v}
+        args = (namespace,) if namespaced else ()
+        what = "Listing %ss%s%s" % (kind, " in %s" % namespace if namespaced else "", " (%s)" % selector if selector else "")
+        return (self.call(what, fn, *args, **kwargs) or {}).get("items", [])
+
+    def events(self, namespace, involved=None, warning_only=False):
+        """Events (about one object when ``involved`` names it), oldest first."""
+        fields = ["involvedObject.name=%s" % involved] if involved else []
+        if warning_only:
+            fields.append("type=Warning")
+        items = self.list("Event", namespace, field_selector=",".join(fields) or None)
+        return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    def logs(self, namespace, pod, container, lines=30):
+        """Last lines of a container's log, preceded by the previous instance's when it restarted: a
+        crash-looping container's error is in the previous log while the new one only starts up."""
+        out = []
+        for previous in (True, False):
+            try:
+                text = self.core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
+            except ApiException as e:
+                if e.status in (401, 403):
+                    raise api_error(e, "Reading the log of %s/%s container %s" % (namespace, pod, container))
+                continue  # no previous instance (400), or the container has not started
+            except Exception as e:  # connection errors
+                raise KubeError("Reading the log of %s/%s container %s failed: %s" % (namespace, pod, container, e))
+            if text and text.strip():
+                out += (["--- previous instance ---"] if previous else []) + text.splitlines()
+                if previous:
+                    out.append("--- current instance ---")
+        return out
+
+    def find_pods(self, namespace, pod=None, endpoint_id=None, endpoint_name=None):
+        """The named pod, or an endpoint's pods (by id: the Deployment's app label; by name: the
+        ``endpoint_name`` label), newest first; [] when none exists."""
+        if pod:
+            found = self.get("Pod", pod, namespace)
+            return [found] if found else []
+        if endpoint_id:
+            return newest_first(self.list("Pod", namespace, "app=%s" % resource_name(endpoint_id)))
+        return newest_first(self.list("Pod", namespace, "endpoint_name=%s" % endpoint_name))
+
+    def capacity(self):
+        """Per node: GPU, CPU, memory and ephemeral storage allocatable and requested (see ``node_capacity``)."""
+        return node_capacity(self.list("Node"), self.list_all_pods())
+
+    def list_all_pods(self):
+        return (self.call("Listing pods in all namespaces", self.core.list_pod_for_all_namespaces) or {}).get("items", [])
+
+    def patch_pod_annotations(self, namespace, pod, annotations):
+        body = {"metadata": {"annotations": annotations}}
+        return self.call("Annotating pod %s/%s" % (namespace, pod), self.core.patch_namespaced_pod, pod, namespace, body)
+
+    def endpoint_objects(self, namespace, kinds=("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap")):
+        """Every object of ``kinds`` an endpoint builder made (label managed-by=model-engine), as
+        {kind, name, endpoint_id, created_by}."""
+        out = []
+        for kind in kinds:
+            for item in self.list(kind, namespace, "managed-by=model-engine"):
+                meta = item.get("metadata") or {}
+                labels = meta.get("labels") or {}
+                out.append({"kind": kind, "name": meta.get("name"), "endpoint_id": labels.get("endpoint_id"),
+                            "created_by": labels.get("created_by")})
+        return out
+
+    def exec(self, namespace, pod, container, argv, timeout=300):
+        """Run argv in the container through the exec API; return (rc, stdout, stderr)."""
+        where = "exec in %s/%s container %s" % (namespace, pod, container)
+        try:
+            resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv), container=container,
+                          stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+        except ApiException as e:
+            raise api_error(e, where)
+        except Exception as e:  # websocket handshake errors
+            raise KubeError("%s failed: %s" % (where, e))
+        try:
+            resp.run_forever(timeout=timeout)
+            out, err, status = resp.read_stdout() or "", resp.read_stderr() or "", resp.read_channel(3)
+        except Exception as e:  # the websocket broke mid-stream
+            raise KubeError("%s failed while running: %s" % (where, e))
+        finally:
+            resp.close()
+        return exit_code(status), out, err
 
 
 def api_error(e, what):
@@ -129,7 +206,10 @@ def api_error(e, what):
         detail = body.get("message") or e.reason
     except (TypeError, ValueError, AttributeError):
         detail = getattr(e, "reason", str(e))
-    return KubeError("%s: HTTP %s %s" % (what, getattr(e, "status", "?"), detail))
+    status = getattr(e, "status", None)
+    hint = {401: " (the credentials were refused: check the kubeconfig/token)",
+            403: " (this identity lacks the permission: ask for the RBAC rule, or use another kubeconfig context)"}.get(status, "")
+    return KubeError("%s: HTTP %s %s%s" % (what, status or "?", detail, hint), status=status)
 
 
 # ----------------------------------------------------------------------------- capacity
@@ -140,6 +220,13 @@ def _bytes(value):
         return 0
 
 
+def _cores(value):
+    try:
+        return quantity_to_cores(value) if value is not None else 0.0
+    except QuantityError:
+        return 0.0
+
+
 def _container_requests(container):
     res = container.get("resources") or {}
     req = dict(res.get("limits") or {})
@@ -148,7 +235,8 @@ def _container_requests(container):
 
 
 def node_capacity(nodes, pods):
-    """Per node: GPU and ephemeral-storage allocatable and what bound, non-terminated pods request.
+    """Per node: GPU, ephemeral-storage, CPU (cores) and memory (bytes) allocatable and what bound,
+    non-terminated pods request, and which pods hold GPUs.
 
     ``nodes`` and ``pods`` are plain dicts (API objects serialised with to_dict/sanitize).
     """
@@ -166,7 +254,12 @@ def node_capacity(nodes, pods):
             "gpu_requested": 0,
             "ephemeral_allocatable": _bytes(alloc.get(EPHEMERAL)),
             "ephemeral_requested": 0,
+            "cpu_allocatable": _cores(alloc.get("cpu")),
+            "cpu_requested": 0.0,
+            "memory_allocatable": _bytes(alloc.get("memory")),
+            "memory_requested": 0,
             "pods": 0,
+            "gpu_holders": [],
         }
     for pod in pods:
         node_name = (pod.get("spec") or {}).get("node_name") or (pod.get("spec") or {}).get("nodeName")
@@ -175,78 +268,35 @@ def node_capacity(nodes, pods):
             continue
         entry = out[node_name]
         entry["pods"] += 1
+        gpus = 0
         for c in (pod.get("spec") or {}).get("containers") or []:
             req = _container_requests(c)
-            entry["gpu_requested"] += int(_bytes(req.get(GPU)))
+            gpus += int(_bytes(req.get(GPU)))
             entry["ephemeral_requested"] += _bytes(req.get(EPHEMERAL))
+            entry["cpu_requested"] += _cores(req.get("cpu"))
+            entry["memory_requested"] += _bytes(req.get("memory"))
+        entry["gpu_requested"] += gpus
+        if gpus:
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            entry["gpu_holders"].append("%s (%s, %d GPU)" % (labels.get("endpoint_name") or (pod.get("metadata") or {}).get("name"),
+                                                             phase, gpus))
     for entry in out.values():
         entry["gpu_free"] = entry["gpu_allocatable"] - entry["gpu_requested"]
         entry["ephemeral_free"] = entry["ephemeral_allocatable"] - entry["ephemeral_requested"]
+        entry["cpu_free"] = round(entry["cpu_allocatable"] - entry["cpu_requested"], 3)
+        entry["memory_free"] = entry["memory_allocatable"] - entry["memory_requested"]
     return out
 
 
-def read_capacity(api):
+def exit_code(status):
+    """The exit code in an exec stream's status channel (``{"status": "Success"}`` or a Failure with an ExitCode cause)."""
+    if not status:
+        return 0
     try:
-        nodes = api.api_client.sanitize_for_serialization(api.list_node()).get("items", [])
-        pods = api.api_client.sanitize_for_serialization(api.list_pod_for_all_namespaces()).get("items", [])
-    except ApiException as e:
-        raise api_error(e, "Listing nodes and pods")
-    return node_capacity(nodes, pods)
-
-
-# ----------------------------------------------------------------------------- endpoint pods
-def endpoint_pods(api, namespace, endpoint_id):
-    """Pods of an endpoint's Deployment, newest first (selector app=<resource name>)."""
-    try:
-        pods = api.list_namespaced_pod(namespace, label_selector="app=%s" % resource_name(endpoint_id))
-    except ApiException as e:
-        raise api_error(e, "Listing pods of endpoint %s" % endpoint_id)
-    items = api.api_client.sanitize_for_serialization(pods).get("items", [])
-    return sorted(items, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
-
-
-def find_pods(api, namespace, pod=None, endpoint_id=None, endpoint_name=None):
-    """The named pod, or an endpoint's pods (by id: the Deployment's app label; by name: the
-    ``endpoint_name`` label), newest first; [] when none exists."""
-    try:
-        if pod:
-            return [api.api_client.sanitize_for_serialization(api.read_namespaced_pod(pod, namespace))]
-        if endpoint_id:
-            return endpoint_pods(api, namespace, endpoint_id)
-        raw = api.list_namespaced_pod(namespace, label_selector="endpoint_name=%s" % endpoint_name)
-    except ApiException as e:
-        if e.status == 404:
-            return []
-        raise api_error(e, "Reading the pods of %s" % (pod or endpoint_id or endpoint_name))
-    items = api.api_client.sanitize_for_serialization(raw).get("items", [])
-    return sorted(items, key=lambda x: (x.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
-
-
-def exec_in_pod(api, namespace, pod, container, argv, timeout=300):
-    """Run argv in the container through the exec API; return (rc, stdout, stderr)."""
-    try:
-        resp = stream(api.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv), container=container,
-                      stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
-    except ApiException as e:
-        raise api_error(e, "exec in %s/%s container %s" % (namespace, pod, container))
-    except Exception as e:  # websocket handshake errors
-        raise KubeError("exec in %s/%s container %s failed: %s" % (namespace, pod, container, e))
-    out, err = [], []
-    try:
-        resp.run_forever(timeout=timeout)
-        out.append(resp.read_stdout() or "")
-        err.append(resp.read_stderr() or "")
-        status = resp.read_channel(3)
-    finally:
-        resp.close()
-    rc = 0
-    if status:
-        try:
-            st = json.loads(status)
-        except ValueError:
-            st = {}
-        if st.get("status") != "Success":
-            causes = (st.get("details") or {}).get("causes") or []
-            codes = [c.get("message") for c in causes if c.get("reason") == "ExitCode"]
-            rc = int(codes[0]) if codes else 1
-    return rc, "".join(out), "".join(err)
+        st = json.loads(status)
+    except ValueError:
+        return 1
+    if st.get("status") == "Success":
+        return 0
+    codes = [c.get("message") for c in (st.get("details") or {}).get("causes") or [] if c.get("reason") == "ExitCode"]
+    return int(codes[0]) if codes else 1

@@ -4,12 +4,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoint_spec import (
     FRAMEWORKS,
     GPU_TYPES,
     HOOKS,
-    SpecError,
     create_body,
     current_state,
     desired_view,
@@ -17,15 +15,15 @@ from ansible_collections.odp.model_engine.plugins.module_utils.endpoint_spec imp
     validate,
 )
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import (
-    WaitError,
     annotate,
     create_endpoint,
     delete_endpoint,
     get_endpoint,
     resource_name,
     update_endpoint,
-    wait_for_serving,
 )
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
+from ansible_collections.odp.model_engine.plugins.module_utils.follow import make_observer, wait_until_serving
 
 LLM_ENDPOINT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -59,10 +57,6 @@ LLM_ENDPOINT_SPEC = dict(
     chat_template_override=dict(type="str"),
     vllm_args=dict(type="dict"),
     force_bundle_recreation=dict(type="bool", default=False),
-    wait=dict(type="bool", default=False),
-    wait_timeout=dict(type="int", default=1800),
-    wait_sleep=dict(type="float", default=5.0),
-    pending_timeout=dict(type="int", default=600),
 )
 
 
@@ -74,108 +68,100 @@ def _result_fields(record):
     return out
 
 
-def _wait(module, client, name, transition_timeout=0):
-    p = module.params
-    events = []
+def _follow(module, name, record, baseline=None):
+    """Wait until the endpoint serves (the judge decides); the result gains elapsed, progress and the verdict."""
+    observer = make_observer(module)
+    follow, elapsed, lines = wait_until_serving(module, observer, name, baseline=baseline, record=record)
+    module.result.update(elapsed=round(elapsed, 1), progress=lines, **follow.result())
+    return follow.obs.record
 
-    def progress(elapsed, status, workers, record):
-        events.append("%5.1fs %s, %d available worker(s)" % (elapsed, status or "not visible yet", workers))
-        module.log("endpoint %s: %s" % (name, events[-1]))
+
+def _baseline(module, record):
+    """The endpoint's Deployment generation before an update: a wait (here, or llm_endpoint_progress given it
+    as ``baseline``) is not done until the update shows. Without Kubernetes access and without ``wait`` there is
+    none (the gateway alone is used)."""
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
 
     try:
-        record, elapsed, _history = wait_for_serving(
-            client, name, timeout=p["wait_timeout"], sleep_s=p["wait_sleep"], pending_timeout=p["pending_timeout"],
-            transition_timeout=transition_timeout, progress=progress)
-    except WaitError as e:
-        result = _result_fields(e.record)
-        module.fail_json(msg=str(e), changed=True, failure=e.reason, elapsed=round(e.elapsed, 1), progress=events, **result)
-    return record, round(elapsed, 1), events
+        dep = Kube(module.params).get("Deployment", resource_name(record["id"]), module.params["namespace"])
+    except KubeError:
+        if module.params["wait"]:
+            raise
+        return None
+    return {"generation": ((dep or {}).get("metadata") or {}).get("generation") or 0}
 
 
-def _exit(module, **result):
+def _finish(module, msg, record):
+    module.result.update(msg=msg, **_result_fields(record))
     if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+        module.result.pop("diff", None)
+    return {}
+
+
+def _absent(module, client, name, record):
+    if record is None:
+        return _finish(module, "Endpoint %s already absent" % name, None)
+    module.result["diff"] = {"before": current_state(record), "after": {}}
+    module.result.update(_result_fields(record))
+    if not module.check_mode:
+        delete_endpoint(client, name)
+    module.result["changed"] = True
+    return _finish(module, "Endpoint %s %s" % (name, "would be deleted" if module.check_mode else "deleted"), record)
+
+
+def _create(module, client, name):
+    p = module.params
+    validate(p, creating=True)
+    body = create_body(p)
+    module.result.update(diff={"before": {}, "after": desired_view(p, {})}, request=body)
+    if module.check_mode:
+        module.result["changed"] = True
+        return _finish(module, "Endpoint %s would be created" % name, None)
+    task_id, attempts = create_endpoint(client, body)
+    module.result.update(changed=True, task_id=task_id, attempts=attempts, msg="Endpoint %s created" % name)
+    record = _follow(module, name, None) if p["wait"] else get_endpoint(client, name)
+    return _finish(module, "Endpoint %s created%s" % (name, _now(module)), record)
+
+
+def _now(module):
+    state = module.result.get("verdict")
+    return "; now %s" % state["summary"] if state else ""
+
+
+def _update(module, client, name, record):
+    p = module.params
+    plan = plan_update(p, record)
+    module.result.update(_result_fields(record))
+    if not plan.changed:
+        if p["wait"] and not module.check_mode:
+            record = _follow(module, name, record)
+        return _finish(module, "Endpoint %s already as described%s" % (name, _now(module)), record)
+    before = current_state(record)
+    module.result.update(diff={"before": before, "after": desired_view(p, before)}, request=plan.body, bundle_rebuild=plan.bundle_rebuild,
+                         changes={k: {"before": v[0], "after": v[1]} for k, v in plan.changes.items()})
+    if module.check_mode:
+        module.result["changed"] = True
+        return _finish(module, "Endpoint %s would be updated" % name, record)
+    baseline = _baseline(module, record)
+    task_id = (update_endpoint(client, name, plan.body) or {}).get("endpoint_creation_task_id")
+    module.result.update(changed=True, task_id=task_id, baseline=baseline, msg="Endpoint %s updated (%s)" % (name, ", ".join(sorted(plan.changes))))
+    record = _follow(module, name, record, baseline=baseline) if p["wait"] else get_endpoint(client, name)
+    return _finish(module, "Endpoint %s updated (%s)%s" % (name, ", ".join(sorted(plan.changes)), _now(module)), record)
 
 
 def run(module):
+    """Ensure the endpoint is present as described (or absent). Every error is raised; ModelEngineModule.run
+    turns it into a failure carrying what was already done (``changed`` after a write)."""
     p = module.params
     name = p["name"]
-    client = module.model_engine_client()
     if p["state"] == "present":
         # Rules that do not need the current state are checked before any call; create-only rules
         # once we know the endpoint is absent (still before any write).
-        try:
-            validate(p, creating=False)
-        except SpecError as e:
-            module.fail_json(msg=str(e))
-    try:
-        record = get_endpoint(client, name)
-    except ModelEngineError as e:
-        module.fail_from_exception(e, msg="Could not read endpoint %s" % name)
-
+        validate(p, creating=False)
+    client = module.model_engine_client()
+    record = get_endpoint(client, name)
     if p["state"] == "absent":
-        if record is None:
-            _exit(module, changed=False, msg="Endpoint %s already absent" % name, endpoint=None)
-        diff = {"before": current_state(record), "after": {}}
-        if not module.check_mode:
-            try:
-                delete_endpoint(client, name)
-            except ModelEngineError as e:
-                module.fail_from_exception(e, msg="Could not delete endpoint %s" % name)
-        _exit(module, changed=True, msg="Endpoint %s %s" % (name, "would be deleted" if module.check_mode else "deleted"), diff=diff,
-              **_result_fields(record))
-
+        return _absent(module, client, name, record)
     if record is None:
-        try:
-            validate(p, creating=True)
-        except SpecError as e:
-            module.fail_json(msg=str(e))
-        body = create_body(p)
-        diff = {"before": {}, "after": desired_view(p, {})}
-        if module.check_mode:
-            _exit(module, changed=True, msg="Endpoint %s would be created" % name, diff=diff, request=body, endpoint=None)
-        try:
-            task_id, attempts = create_endpoint(client, body)
-        except ModelEngineError as e:
-            module.fail_from_exception(e, msg="Could not create endpoint %s" % name)
-        result = dict(changed=True, msg="Endpoint %s created" % name, diff=diff, request=body, task_id=task_id,
-                      attempts=attempts)
-        if p["wait"]:
-            record, elapsed, events = _wait(module, client, name)
-            result.update(elapsed=elapsed, progress=events)
-        else:
-            record = get_endpoint(client, name)
-        result.update(_result_fields(record))
-        _exit(module, **result)
-
-    try:
-        plan = plan_update(p, record)
-    except SpecError as e:
-        module.fail_json(msg=str(e), **_result_fields(record))
-    before = current_state(record)
-    if not plan.changed:
-        result = dict(changed=False, msg="Endpoint %s already as described" % name)
-        if p["wait"] and not module.check_mode:
-            record, elapsed, events = _wait(module, client, name)
-            result.update(elapsed=elapsed, progress=events)
-        result.update(_result_fields(record))
-        _exit(module, **result)
-    diff = {"before": before, "after": desired_view(p, before)}
-    changes = {k: {"before": v[0], "after": v[1]} for k, v in plan.changes.items()}
-    if module.check_mode:
-        _exit(module, changed=True, msg="Endpoint %s would be updated" % name, diff=diff, request=plan.body,
-              changes=changes, **_result_fields(record))
-    try:
-        task_id = (update_endpoint(client, name, plan.body) or {}).get("endpoint_creation_task_id")
-    except ModelEngineError as e:
-        module.fail_from_exception(e, msg="Could not update endpoint %s" % name, **_result_fields(record))
-    result = dict(changed=True, msg="Endpoint %s updated (%s)" % (name, ", ".join(sorted(plan.changes))), diff=diff,
-                  request=plan.body, changes=changes, task_id=task_id, bundle_rebuild=plan.bundle_rebuild)
-    if p["wait"]:
-        record, elapsed, events = _wait(module, client, name, transition_timeout=max(30, 6 * p["wait_sleep"]))
-        result.update(elapsed=elapsed, progress=events)
-    else:
-        record = get_endpoint(client, name)
-    result.update(_result_fields(record))
-    _exit(module, **result)
+        return _create(module, client, name)
+    return _update(module, client, name, record)

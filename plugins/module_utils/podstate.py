@@ -41,6 +41,36 @@ def container_problem(pod, container, include_phase=True):
     return None
 
 
+def container_status(pod, name):
+    """The containerStatuses entry of container ``name`` ({} when it has none yet)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == name:
+            return cs
+    return {}
+
+
+def container_spec(pod, name):
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        if c.get("name") == name:
+            return c
+    return {}
+
+
+def is_ready(pod):
+    """Running with every container ready (what READY n/n means in ``kubectl get pods``)."""
+    status = pod.get("status") or {}
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    return status.get("phase") == "Running" and bool(names) and all(container_status(pod, n).get("ready") for n in names)
+
+
+def pod_rs(pod):
+    """Name of the ReplicaSet that owns the pod, or None."""
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "ReplicaSet":
+            return ref.get("name")
+    return None
+
+
 def parse_timestamp(timestamp):
     """Seconds since the epoch of an RFC 3339 timestamp (``2026-11-27T01:46:20Z``, fractions ignored), or None."""
     if not timestamp:

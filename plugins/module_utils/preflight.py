@@ -8,6 +8,7 @@ without a cluster; endpoint_preflight does the reading.
 
 from __future__ import annotations
 
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes, quantity_to_bytes
 from ansible_collections.odp.model_engine.plugins.module_utils.s3 import is_model_file
 
@@ -50,126 +51,140 @@ def check_image_tag(tag, allowed):
     return []
 
 
-def check_storage_and_capacity(storage, gpu_type, gpus, policy, capacity, checkpoint_bytes=None, headroom=1.05,
-                               require_free_gpu=True):
-    """storage against the policy table, the GPU nodes' ephemeral storage and the checkpoint size;
-    a schedulable node of that GPU type with enough free GPUs."""
-    problems, facts = [], {}
-    nodes = [n for n in capacity.values() if n["gpu_type"] == gpu_type and n["schedulable"]] if gpu_type else []
-    facts["matching_nodes"] = sorted(n["name"] for n in nodes)
-    storage_bytes = quantity_to_bytes(storage, "storage") if storage is not None else None
-    limit = (policy or {}).get(gpu_type) if gpu_type else None
+def _storage_problems(want, nodes, storage_bytes, problems, facts):
+    storage, gpu_type = want.get("storage"), want.get("gpu_type")
+    limit = (want.get("policy") or {}).get(gpu_type) if gpu_type else None
     if storage_bytes is not None and limit is not None and storage_bytes > quantity_to_bytes(limit, "storage_policy"):
         problems.append("storage %s exceeds the %s policy for %s (larger requests get the pod evicted for "
                         "ephemeral storage); set storage: %s" % (storage, limit, gpu_type, limit))
-    if gpu_type and not nodes:
-        known = sorted({n["gpu_type"] for n in capacity.values() if n["gpu_type"]})
-        problems.append("no schedulable node is labelled k8s.amazonaws.com/accelerator=%s (GPU types present: %s); "
-                        "choose one of those gpu_type values or label the GPU node" % (gpu_type, ", ".join(known) or "none"))
-        return problems, facts
     if nodes and storage_bytes is not None:
         largest = max(n["ephemeral_allocatable"] for n in nodes)
         facts["largest_ephemeral_allocatable"] = largest
         if storage_bytes > largest:
             problems.append("storage %s is more than any %s node can hold (largest allocatable ephemeral storage %s); "
                             "lower storage to at most %s" % (storage, gpu_type, format_bytes(largest), format_bytes(largest)))
+    checkpoint_bytes = want.get("checkpoint_bytes")
     if storage_bytes is not None and checkpoint_bytes:
-        needed = int(checkpoint_bytes * headroom)
+        needed = int(checkpoint_bytes * want.get("headroom", 1.05))
         facts["checkpoint_bytes"] = checkpoint_bytes
         if storage_bytes < needed:
             problems.append("storage %s cannot hold the checkpoint (%s of model files, %s with headroom); "
                             "raise storage" % (storage, format_bytes(checkpoint_bytes), format_bytes(needed)))
-    if nodes and gpus and require_free_gpu:
-        best = max(nodes, key=lambda n: n["gpu_free"])
-        facts["max_free_gpus"] = best["gpu_free"]
-        fit = [n for n in nodes if n["gpu_free"] >= gpus and (storage_bytes is None or n["ephemeral_free"] >= storage_bytes)]
-        facts["nodes_that_fit"] = sorted(n["name"] for n in fit)
-        if not fit:
-            detail = ", ".join("%s: %d of %d GPU free, %s ephemeral free" % (
-                n["name"], n["gpu_free"], n["gpu_allocatable"], format_bytes(n["ephemeral_free"])) for n in nodes)
-            problems.append("no %s node has %d free nvidia.com/gpu and %s of free ephemeral storage now (%s); "
-                            "free a GPU (delete an idle endpoint) or wait" % (gpu_type, gpus, storage or "the requested", detail))
+
+
+def _gpu_problems(want, nodes, storage_bytes, problems, facts):
+    gpus = want.get("gpus")
+    if not (nodes and gpus and want.get("require_free_gpu", True)):
+        return
+    best = max(nodes, key=lambda n: n["gpu_free"])
+    facts["max_free_gpus"] = best["gpu_free"]
+    fit = [n for n in nodes if n["gpu_free"] >= gpus and (storage_bytes is None or n["ephemeral_free"] >= storage_bytes)]
+    facts["nodes_that_fit"] = sorted(n["name"] for n in fit)
+    if not fit:
+        detail = ", ".join("%s: %d of %d GPU free, %s ephemeral free" % (
+            n["name"], n["gpu_free"], n["gpu_allocatable"], format_bytes(n["ephemeral_free"])) for n in nodes)
+        problems.append("no %s node has %d free nvidia.com/gpu and %s of free ephemeral storage now (%s); "
+                        "free a GPU (delete an idle endpoint) or wait" % (want.get("gpu_type"), gpus, want.get("storage") or "the requested", detail))
+
+
+def check_storage_and_capacity(want, capacity):
+    """Problems and facts of an endpoint shape against the cluster. ``want``: ``storage``, ``gpu_type``, ``gpus``,
+    ``policy`` ({gpu type: largest storage}), ``checkpoint_bytes``, ``headroom`` (1.05), ``require_free_gpu`` (true).
+
+    storage against the policy table, the GPU nodes' ephemeral storage and the checkpoint size; a schedulable
+    node of that GPU type with enough free GPUs."""
+    problems, facts = [], {}
+    gpu_type = want.get("gpu_type")
+    nodes = [n for n in capacity.values() if n["gpu_type"] == gpu_type and n["schedulable"]] if gpu_type else []
+    facts["matching_nodes"] = sorted(n["name"] for n in nodes)
+    storage_bytes = quantity_to_bytes(want["storage"], "storage") if want.get("storage") is not None else None
+    if gpu_type and not nodes:
+        _storage_problems(dict(want, checkpoint_bytes=None), [], storage_bytes, problems, facts)
+        known = sorted({n["gpu_type"] for n in capacity.values() if n["gpu_type"]})
+        problems.append("no schedulable node is labelled k8s.amazonaws.com/accelerator=%s (GPU types present: %s); "
+                        "choose one of those gpu_type values or label the GPU node" % (gpu_type, ", ".join(known) or "none"))
+        return problems, facts
+    _storage_problems(want, nodes, storage_bytes, problems, facts)
+    _gpu_problems(want, nodes, storage_bytes, problems, facts)
     return problems, facts
+
+
+def _read_checkpoint(module, problems):
+    """(facts, checkpoint bytes) of the checkpoint; an unreadable one is a problem, not an error."""
+    from ansible_collections.odp.model_engine.plugins.module_utils import s3
+
+    p = module.params
+    module.require("boto3")
+    bucket, prefix = s3.parse_s3_url(p["checkpoint_path"])
+    try:
+        client = s3.client_from_params(p)
+        listing = s3.list_prefix(client, bucket, prefix)
+        config = s3.get_json(client, bucket, prefix + "config.json") if "config.json" in listing else None
+        index_key = "model.safetensors.index.json"
+        index = s3.get_json(client, bucket, prefix + index_key) if index_key in listing else None
+    except s3.S3Error as e:
+        problems.append("%s (checkpoint_path %s)" % (e, p["checkpoint_path"]))
+        return None, None
+    found, facts = check_checkpoint(listing, p["checkpoint_path"], config, index)
+    problems.extend(found)
+    return facts, facts.get("bytes")
 
 
 def run(module):
     """endpoint_preflight: read S3 and the cluster, then evaluate every requested check."""
-    from ansible_collections.odp.model_engine.plugins.module_utils import kube, s3
-    from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError
+    from ansible_collections.odp.model_engine.plugins.module_utils import s3
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
 
     p = module.params
     checks = set(p["checks"])
     problems, result = [], {"changed": False}
-    try:
-        if p.get("storage") is not None:
-            quantity_to_bytes(p["storage"], "storage")
-        for gpu_type, limit in (p["storage_policy"] or {}).items():
-            quantity_to_bytes(limit, "storage_policy.%s" % gpu_type)
-        bucket, prefix = s3.parse_s3_url(p["checkpoint_path"])
-    except (QuantityError, s3.S3Error) as e:
-        module.fail_json(msg=str(e))
+    if p.get("storage") is not None:
+        quantity_to_bytes(p["storage"], "storage")
+    for gpu_type, limit in (p["storage_policy"] or {}).items():
+        quantity_to_bytes(limit, "storage_policy.%s" % gpu_type)
+    s3.parse_s3_url(p["checkpoint_path"])
 
     checkpoint_bytes = None
     if "checkpoint" in checks:
-        module.require("boto3")
-        try:
-            client = s3.client_from_params(p)
-            listing = s3.list_prefix(client, bucket, prefix)
-            config = s3.get_json(client, bucket, prefix + "config.json") if "config.json" in listing else None
-            index_key = "model.safetensors.index.json"
-            index = s3.get_json(client, bucket, prefix + index_key) if index_key in listing else None
-        except s3.S3Error as e:
-            listing, config, index = None, None, None
-            problems.append("%s (checkpoint_path %s)" % (e, p["checkpoint_path"]))
-        if listing is not None:
-            found, facts = check_checkpoint(listing, p["checkpoint_path"], config, index)
-            problems.extend(found)
-            result["checkpoint"] = facts
-            checkpoint_bytes = facts.get("bytes")
-
+        result["checkpoint"], checkpoint_bytes = _read_checkpoint(module, problems)
+        if result["checkpoint"] is None:
+            result.pop("checkpoint")
     if "image_tag" in checks:
         problems.extend(check_image_tag(p.get("inference_framework_image_tag"), p["allowed_image_tags"]))
-
     if checks & {"storage", "capacity"}:
         module.require("kubernetes")
-        try:
-            capacity = kube.read_capacity(kube.core_api(p))
-        except kube.KubeError as e:
-            module.fail_json(msg=str(e), problems=problems)
-        found, facts = check_storage_and_capacity(
-            p.get("storage") if "storage" in checks else None, p.get("gpu_type"), p["gpus"],
-            p["storage_policy"] if "storage" in checks else {}, capacity, checkpoint_bytes, p["storage_headroom"],
-            require_free_gpu="capacity" in checks and p["require_free_gpu"])
+        capacity = Kube(p).capacity()
+        found, facts = check_storage_and_capacity({
+            "storage": p.get("storage") if "storage" in checks else None, "gpu_type": p.get("gpu_type"), "gpus": p["gpus"],
+            "policy": p["storage_policy"] if "storage" in checks else {}, "checkpoint_bytes": checkpoint_bytes,
+            "headroom": p["storage_headroom"], "require_free_gpu": "capacity" in checks and p["require_free_gpu"]}, capacity)
         problems.extend(found)
         result["capacity"] = facts
-
     result.update(ok=not problems, problems=problems)
     if problems and p["fail_on_problems"]:
-        module.fail_json(msg="Preflight found %d problem(s): %s" % (len(problems), " | ".join(problems)), **result)
-    module.exit_json(**result)
+        raise PreflightError("Preflight found %d problem(s): %s" % (len(problems), " | ".join(problems)), **result)
+    return result
+
+
+class PreflightError(OdpError):
+    """A check found problems; the result lists each with what to change."""
 
 
 def run_capacity(module):
     """cluster_capacity_info: node capacity, and which endpoint shapes fit."""
-    from ansible_collections.odp.model_engine.plugins.module_utils import kube
-    from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
 
     p = module.params
-    try:
-        for ep in p["endpoints"]:
-            if ep.get("storage") is not None:
-                quantity_to_bytes(ep["storage"], "endpoints[%s].storage" % ep.get("name", "?"))
-    except QuantityError as e:
-        module.fail_json(msg=str(e))
-    try:
-        capacity = kube.read_capacity(kube.core_api(p))
-    except kube.KubeError as e:
-        module.fail_json(msg=str(e))
+    for ep in p["endpoints"]:
+        if ep.get("storage") is not None:
+            quantity_to_bytes(ep["storage"], "endpoints[%s].storage" % ep.get("name", "?"))
+    capacity = Kube(p).capacity()
     fits, warnings = [], []
     for ep in p["endpoints"]:
         name = ep.get("name") or "?"
-        problems, facts = check_storage_and_capacity(ep.get("storage"), ep.get("gpu_type"), int(ep.get("gpus", 1)), {}, capacity)
+        problems, facts = check_storage_and_capacity({"storage": ep.get("storage"), "gpu_type": ep.get("gpu_type"),
+                                                      "gpus": int(ep.get("gpus", 1))}, capacity)
         fits.append({"name": name, "fits": not problems, "nodes": facts.get("nodes_that_fit", []), "problems": problems})
         warnings += ["%s: %s" % (name, x) for x in problems if "more than any" in x]
     nodes = [{k: v for k, v in node.items() if k != "labels"} for _name, node in sorted(capacity.items())]
-    module.exit_json(changed=False, nodes=nodes, fits=fits, warnings_list=warnings)
+    return dict(changed=False, nodes=nodes, fits=fits, warnings_list=warnings)

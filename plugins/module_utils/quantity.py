@@ -13,6 +13,8 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import SpecError
+
 _BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 _DECIMAL = {
     "n": Decimal("1e-9"),
@@ -32,8 +34,8 @@ _QUANTITY_RE = re.compile(
 )
 
 
-class QuantityError(ValueError):
-    """A value is not a valid Kubernetes quantity."""
+class QuantityError(SpecError):
+    """A value is not a valid Kubernetes quantity (a SpecError, so a ValueError too)."""
 
 
 def parse_quantity(value, field="quantity"):

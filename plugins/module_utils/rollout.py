@@ -9,10 +9,10 @@ new pods in ImagePullBackOff or CrashLoopBackOff) and says why.
 
 from __future__ import annotations
 
-import time
-
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
-from ansible_collections.odp.model_engine.plugins.module_utils.podstate import pod_summary
+from ansible_collections.odp.model_engine.plugins.module_utils import waiter
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import WaitError
+from ansible_collections.odp.model_engine.plugins.module_utils.judge import judge_pods
+from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observation
 
 
 def deployment_state(dep, pods, expected_images):
@@ -32,10 +32,11 @@ def deployment_state(dep, pods, expected_images):
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             return False, "rollout of %s exceeded its progress deadline: %s" % (meta.get("name"), cond.get("message")), facts
-    for p in pods:
-        s = pod_summary(p)
-        if s["problem"] and s["ready"] < s["total"]:
-            return False, "rollout of %s cannot finish: pod %s %s" % (meta.get("name"), s["name"], s["problem"]), facts
+    obs = Observation(meta.get("name"))
+    obs.pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    problem = judge_pods(obs)
+    if problem is not None:
+        return False, "rollout of %s cannot finish: %s (fix: %s)" % (meta.get("name"), problem.summary, problem.fix), facts
     for container, image in (expected_images or {}).items():
         if facts["template_images"].get(container) != image:
             current = facts["template_images"].get(container)
@@ -51,42 +52,52 @@ def deployment_state(dep, pods, expected_images):
     return done, None, facts
 
 
-def run(module):
-    from ansible_collections.odp.model_engine.plugins.module_utils import kube
-
-    p = module.params
-    try:
-        client = kube.api_client(p)
-    except KubeError as e:
-        module.fail_json(msg=str(e))
-    apps, core = kube.AppsV1Api(client), kube.CoreV1Api(client)
-    start = time.monotonic()
+def _expected(p):
     expected = {k: dict(v) for k, v in (p["images"] or {}).items()}
     if p.get("image"):
         for dep, container in (p["containers"] or {}).items():
             expected.setdefault(dep, {})[container] = p["image"]
-    while True:
-        results, problems, pending = [], [], []
-        for name in p["deployments"]:
-            dep = kube.read_or_none(apps.read_namespaced_deployment, name, p["namespace"], api_client=client)
-            if dep is None:
-                problems.append("Deployment %s/%s does not exist" % (p["namespace"], name))
-                continue
-            sel = ",".join("%s=%s" % kv for kv in sorted(((dep.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items()))
-            pods = client.sanitize_for_serialization(core.list_namespaced_pod(p["namespace"], label_selector=sel)).get("items", [])
-            want = expected.get(name) or {}
-            done, problem, facts = deployment_state(dep, pods, want)
-            results.append(facts)
-            if problem:
-                problems.append(problem)
-            elif not done:
-                pending.append(name)
-        elapsed = round(time.monotonic() - start, 1)
+    return expected
+
+
+def check(kube, p, expected):
+    """(results, problems, pending) for every Deployment of ``p["deployments"]``."""
+    results, problems, pending = [], [], []
+    for name in p["deployments"]:
+        dep = kube.get("Deployment", name, p["namespace"])
+        if dep is None:
+            problems.append("Deployment %s/%s does not exist" % (p["namespace"], name))
+            continue
+        sel = ",".join("%s=%s" % kv for kv in sorted(((dep.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items()))
+        done, problem, facts = deployment_state(dep, kube.list("Pod", p["namespace"], sel), expected.get(name) or {})
+        results.append(facts)
+        if problem:
+            problems.append(problem)
+        elif not done:
+            pending.append(name)
+    return results, problems, pending
+
+
+def run(module):
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
+
+    p = module.params
+    kube = Kube(p)
+    expected = _expected(p)
+
+    def step(_elapsed):
+        results, problems, pending = check(kube, p, expected)
+        res = {"deployments": results, "verified": False}
         if problems and (p["fail_fast"] or not p["wait"]):
-            module.fail_json(msg="; ".join(problems), deployments=results, elapsed=elapsed, verified=False)
+            return waiter.failed(results, "; ".join(problems), result=res, reason="rollout")
         if not pending and not problems:
-            module.exit_json(changed=False, verified=True, deployments=results, elapsed=elapsed)
-        if not p["wait"] or elapsed >= p["wait_timeout"]:
-            module.fail_json(msg="rollout not finished after %ss: %s" % (elapsed, ", ".join(pending) or "; ".join(problems)),
-                             deployments=results, elapsed=elapsed, verified=False)
-        time.sleep(p["wait_sleep"])
+            return waiter.done(results, "verified")
+        return waiter.keep_waiting(results, "rollout not finished: %s" % (", ".join(pending) or "; ".join(problems)), result=res)
+
+    if not p["wait"]:
+        poll = step(0)
+        if poll.outcome != waiter.DONE:
+            raise WaitError(poll.message, **poll.result)
+        return dict(changed=False, verified=True, deployments=poll.value, elapsed=0.0)
+    results, elapsed = waiter.Waiter(p.get("wait_timeout") or 600, sleep=p["wait_sleep"], initial_sleep=min(1.0, p["wait_sleep"])).wait(step)
+    return dict(changed=False, verified=True, deployments=results, elapsed=round(elapsed, 1))

@@ -16,6 +16,8 @@ import fnmatch
 import hashlib
 import re
 
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import S3Error
+
 try:
     import boto3
     from botocore.config import Config
@@ -30,10 +32,6 @@ MODEL_ENGINE_EXCLUDE = ("optimizer*",)
 S3_URL_RE = re.compile(r"^s3://(?P<bucket>[^/]+)/?(?P<prefix>.*)$")
 
 
-class S3Error(Exception):
-    """An S3 call failed; the message says what was asked of which endpoint."""
-
-
 def parse_s3_url(url):
     """``s3://bucket/prefix/`` -> (bucket, "prefix/") with exactly one trailing slash (or "")."""
     m = S3_URL_RE.match(url or "")
@@ -43,19 +41,21 @@ def parse_s3_url(url):
     return m.group("bucket"), (prefix + "/") if prefix else ""
 
 
-def make_client(endpoint_url=None, access_key=None, secret_key=None, session_token=None, region="us-east-1",
-                ca_bundle=None, validate_certs=True, max_pool=32):
+def make_client(endpoint_url=None, **options):
+    """A boto3 S3 client. ``options``: ``access_key``, ``secret_key``, ``session_token``, ``region`` (us-east-1),
+    ``ca_bundle``, ``validate_certs`` (true), ``max_pool`` (32 connections)."""
+    ca_bundle, validate_certs = options.get("ca_bundle"), options.get("validate_certs", True)
     verify = ca_bundle if (ca_bundle and validate_certs) else validate_certs
     config = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
         retries={"max_attempts": 5, "mode": "standard"},
-        max_pool_connections=max_pool,
+        max_pool_connections=options.get("max_pool", 32),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                                    aws_session_token=session_token, region_name=region)
+    session = boto3.session.Session(aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
+                                    aws_session_token=options.get("session_token"), region_name=options.get("region") or "us-east-1")
     return session.client("s3", endpoint_url=endpoint_url or None, verify=verify, config=config)
 
 

@@ -16,10 +16,11 @@ import re
 import time
 import zlib
 
-from ansible_collections.odp.model_engine.plugins.module_utils import s3, verify_agent
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
-from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
-from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes
+from ansible_collections.odp.model_engine.plugins.module_utils import s3, verify_agent, waiter
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, SpecError
+from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, judge_download, judge_pods
+from ansible_collections.odp.model_engine.plugins.module_utils.observe import record_verification
+from ansible_collections.odp.model_engine.plugins.module_utils.podstate import is_ready
 
 # awscli (s3transfer) writes "<name>.<8 random hex digits>" and renames on completion; the runbook
 # greps for 8 alphanumerics. s5cmd writes "<name><random digits>" (Go's os.CreateTemp(dir, name+"*")).
@@ -173,36 +174,6 @@ def deep_request(expected, part_sizes, manifest=None, check_etag=True, check_hea
     return files
 
 
-class Progress(object):
-    """Rate and ETA from successive byte counts; stall detection."""
-
-    def __init__(self, total):
-        self.total = total
-        self.samples = []  # (t, bytes)
-        self.last_growth = None
-
-    def add(self, t, present):
-        if not self.samples or present > self.samples[-1][1]:
-            self.last_growth = t
-        self.samples.append((t, present))
-        self.samples = self.samples[-10:]
-
-    def rate(self):
-        if len(self.samples) < 2:
-            return 0.0
-        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
-        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
-
-    def eta(self):
-        rate = self.rate()
-        if rate <= 0 or not self.samples:
-            return None
-        return max(0.0, (self.total - self.samples[-1][1]) / rate)
-
-    def stalled_for(self, now):
-        return 0.0 if self.last_growth is None else now - self.last_growth
-
-
 # ----------------------------------------------------------------------------- the module
 def agent_argv(python, request):
     """argv that runs the verification agent with ``python -c``; the source travels compressed, since
@@ -211,11 +182,9 @@ def agent_argv(python, request):
     return [python, "-c", "import base64,zlib;exec(zlib.decompress(base64.b64decode('%s')))" % packed, json.dumps(request)]
 
 
-def run_agent_in_pod(api, namespace, pod, container, python, request, timeout):
-    """The agent's answer from inside the container; KubeError when it could not run."""
-    from ansible_collections.odp.model_engine.plugins.module_utils import kube  # the client costs ~1 s to import
-
-    rc, out, err = kube.exec_in_pod(api, namespace, pod, container, agent_argv(python, request), timeout=timeout)
+def run_agent_in_pod(kube, namespace, pod, container, python, request, timeout):
+    """The agent's answer from inside the container (``kube``: a kube.Kube); KubeError when it could not run."""
+    rc, out, err = kube.exec(namespace, pod, container, agent_argv(python, request), timeout=timeout)
     where = "pod %s/%s container %s" % (namespace, pod, container)
     if rc != 0:
         raise KubeError("the verification helper failed in %s (exit %s): %s" % (where, rc, (err or out)[-500:]))
@@ -230,13 +199,14 @@ class Target(object):
 
     def __init__(self, module):
         self.p = module.params
-        self.api = None
+        self.kube = None
+        self.pod = None
         self.pod_name = None
         if not self.p.get("path"):
             module.require("kubernetes")
-            from ansible_collections.odp.model_engine.plugins.module_utils import kube  # only pods need the client
+            from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube  # the client costs ~1 s to import
 
-            self.api = kube.core_api(self.p)
+            self.kube = Kube(self.p)
 
     def describe(self):
         if self.p.get("path"):
@@ -245,108 +215,129 @@ class Target(object):
 
     def resolve_pod(self):
         """The pod to inspect (for endpoint_id / endpoint_name: the newest pod of the endpoint) and its state."""
-        from ansible_collections.odp.model_engine.plugins.module_utils import kube
-
-        pods = kube.find_pods(self.api, self.p["namespace"], self.p.get("pod"), self.p.get("endpoint_id"), self.p.get("endpoint_name"))
+        pods = self.kube.find_pods(self.p["namespace"], self.p.get("pod"), self.p.get("endpoint_id"), self.p.get("endpoint_name"))
         if not pods:
             raise KubeError("no pod found for %s in namespace %s" % (
                 self.p.get("pod") or self.p.get("endpoint_id") or self.p.get("endpoint_name"), self.p["namespace"]))
-        pod = pods[0]
-        self.pod_name = pod["metadata"]["name"]
-        return pod
+        self.pod = pods[0]
+        self.pod_name = self.pod["metadata"]["name"]
+        return self.pod
 
     def inspect(self, files):
         request = {"root": self.p.get("path") or self.p["model_dir"], "files": files, "workers": self.p.get("workers")}
         if self.p.get("path"):
             return verify_agent.inspect(request)
-        return run_agent_in_pod(self.api, self.p["namespace"], self.pod_name, self.p["container"], self.p["python"],
+        return run_agent_in_pod(self.kube, self.p["namespace"], self.pod_name, self.p["container"], self.p["python"],
                                 request, self.p["exec_timeout"])
+
+
+def _checkpoint(p):
+    """(client, bucket, prefix, expected files, index) of the checkpoint."""
+    bucket, prefix = s3.parse_s3_url(p["checkpoint_path"])
+    client = s3.client_from_params(p)
+    listing = s3.list_prefix(client, bucket, prefix)
+    expected = {k: v for k, v in listing.items() if s3.is_model_file(k, p["include"], p["exclude"])}
+    if not expected:
+        raise SpecError("checkpoint_path %s holds no model files matching %s" % (p["checkpoint_path"], ", ".join(p["include"])))
+    index = s3.get_json(client, bucket, prefix + INDEX_NAME) if INDEX_NAME in expected else None
+    return client, bucket, prefix, expected, index
+
+
+def _part_sizes(client, bucket, prefix, expected):
+    return {name: s3.part_size(client, bucket, prefix + name) for name, info in expected.items() if s3.multipart_count(info["etag"])}
+
+
+class Listing(object):
+    """The wait's step: list the folder, compare with the checkpoint, and let the judge's download rule decide
+    between complete, still downloading (rate, ETA) and stalled; a pod problem the judge names stops at once."""
+
+    def __init__(self, module, target, expected, index):
+        self.module = module
+        self.p = module.params
+        self.target = target
+        self.expected = expected
+        self.index = index
+        self.pod = None
+        self.samples = []
+        self.result = None
+
+    def step(self, _elapsed):
+        if not self.p.get("path"):
+            self.pod = self.target.resolve_pod()
+        answer = self.target.inspect({})  # names, sizes and times only
+        files = answer["files"] if answer["exists"] else {}
+        result = compare(self.expected, files, self.index)
+        result["model_dir_exists"] = answer["exists"]
+        self.result = result
+        if result["complete"] or not self.p["wait"]:
+            return waiter.done(result, "%.1f%% complete" % result["percent"])
+        problem = judge_pods(_pod_observation(self.pod)) if self.pod else None
+        if problem is not None:
+            return waiter.failed(result, "Download cannot finish: %s (fix: %s)" % (problem.summary, problem.fix), result=result,
+                                 reason="container_terminated")
+        now = answer.get("now") or time.time()
+        self.samples.append([now, result["bytes_present"], self.target.pod_name])
+        dl = dict(result, files=len(files), pod_now=now, newest_mtime=max([f.get("mtime") or 0 for f in files.values()] or [0]))
+        cause, summary, _evidence, facts = judge_download(dl, self.samples, dict(DEFAULT_LIMITS, stall_timeout=self.p["stall_timeout"]))
+        result["download"] = facts
+        if cause == "download_stalled":
+            return waiter.failed(result, "Download stalled in %s: %s" % (self.target.describe(), summary), result=result, reason="stalled")
+        return waiter.keep_waiting(result, summary, result=result)
+
+
+def _pod_observation(pod):
+    from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observation
+
+    obs = Observation(pod["metadata"]["name"])
+    obs.pods = [pod]
+    return obs
+
+
+def _deep(module, target, expected, index, part_sizes):
+    p = module.params
+    manifest = p.get("sha256_manifest") or None
+    files = deep_request(expected, part_sizes, manifest, p["check_etag"], p["check_headers"])
+    answer = target.inspect(files)
+    result = compare(expected, answer["files"], index, deep=answer["files"], manifest=manifest)
+    result["model_dir_exists"] = answer["exists"]
+    result["deep_errors"] = answer.get("errors", [])
+    return result
+
+
+def _record(module, target, result):
+    """Record the verdict on the pod it checked when that pod serves (see observe.record_verification)."""
+    p = module.params
+    pod = target.pod
+    if p.get("path") or not p["record"] or pod is None or not is_ready(pod):
+        return False
+    if module.check_mode:
+        return True
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
+
+    return record_verification(Kube(p), p["namespace"], pod, dict(result, mode=p["mode"], checkpoint=p["checkpoint_path"]))
 
 
 def run(module):
     p = module.params
     module.require("boto3")
-    try:
-        bucket, prefix = s3.parse_s3_url(p["checkpoint_path"])
-        client = s3.client_from_params(p)
-        listing = s3.list_prefix(client, bucket, prefix)
-    except s3.S3Error as e:
-        module.fail_json(msg=str(e))
-    expected = {k: v for k, v in listing.items() if s3.is_model_file(k, p["include"], p["exclude"])}
-    if not expected:
-        module.fail_json(msg="checkpoint_path %s holds no model files matching %s" % (p["checkpoint_path"], ", ".join(p["include"])))
-    try:
-        index = s3.get_json(client, bucket, prefix + INDEX_NAME) if INDEX_NAME in expected else None
-    except s3.S3Error as e:
-        module.fail_json(msg=str(e))
-
+    client, bucket, prefix, expected, index = _checkpoint(p)
     deep = p["mode"] == "deep"
-    part_sizes = {}
-    if deep and p["check_etag"]:
-        try:
-            for name, info in expected.items():
-                if s3.multipart_count(info["etag"]):
-                    part_sizes[name] = s3.part_size(client, bucket, prefix + name)
-        except s3.S3Error as e:
-            module.fail_json(msg=str(e))
-
-    try:
-        target = Target(module)
-    except KubeError as e:
-        module.fail_json(msg=str(e))
-    manifest = p.get("sha256_manifest") or None
-    tracker = Progress(sum(v["size"] for v in expected.values()))
-    start = time.monotonic()
-    lines = []
-    pod = None
-    while True:
-        now = time.monotonic() - start
-        try:
-            if not p.get("path"):
-                pod = target.resolve_pod()
-            answer = target.inspect({})  # names and sizes only
-        except KubeError as e:
-
-            module.fail_json(msg=str(e), progress=lines)
-        result = compare(expected, answer["files"] if answer["exists"] else {}, index)
-        result["model_dir_exists"] = answer["exists"]
-        tracker.add(now, result["bytes_present"])
-        rate, eta = tracker.rate(), tracker.eta()
-        line = "%5.1fs %5.1f%% %s of %s%s%s" % (
-            now, result["percent"], format_bytes(result["bytes_present"]), format_bytes(result["bytes_expected"]),
-            ", %s/s" % format_bytes(rate) if rate > 0 else "", ", ETA %ds" % eta if eta is not None and not result["complete"] else "")
-        if not lines or lines[-1].split(" ", 1)[1] != line.split(" ", 1)[1]:
-            lines.append(line.strip())
-            module.log("s3_sync_verify %s: %s" % (target.describe(), line.strip()))
-        if result["complete"] or not p["wait"]:
-            break
-        dead = container_problem(pod, p["container"]) if pod else None
-        if dead:
-            module.fail_json(msg="Download cannot finish: %s; %s of %s present" % (
-                dead, format_bytes(result["bytes_present"]), format_bytes(result["bytes_expected"])),
-                failure="container_terminated", progress=lines, **result)
-        stalled = tracker.stalled_for(now)
-        if stalled >= p["stall_timeout"]:
-            module.fail_json(msg="Download stalled: no new bytes for %ds at %.1f%% (%s of %s) in %s" % (
-                stalled, result["percent"], format_bytes(result["bytes_present"]), format_bytes(result["bytes_expected"]),
-                target.describe()), failure="stalled", progress=lines, **result)
-        if now >= p["wait_timeout"]:
-            module.fail_json(msg="Timed out after %ds at %.1f%%" % (now, result["percent"]), failure="timeout", progress=lines, **result)
-        time.sleep(p["wait_sleep"])
-
+    part_sizes = _part_sizes(client, bucket, prefix, expected) if deep and p["check_etag"] else {}
+    target = Target(module)
+    listing = Listing(module, target, expected, index)
+    w = waiter.Waiter(p.get("wait_timeout") or 3600, sleep=p["wait_sleep"], initial_sleep=min(1.0, p["wait_sleep"]),
+                      progress=lambda elapsed, message: module.log("s3_sync_verify %s: %s" % (target.describe(), message)))
+    result, elapsed = w.wait(listing.step)
     if deep and result["complete"]:
-        files = deep_request(expected, part_sizes, manifest, p["check_etag"], p["check_headers"])
-        try:
-            answer = target.inspect(files)
-        except KubeError as e:
-            module.fail_json(msg=str(e), progress=lines)
-        result = compare(expected, answer["files"], index, deep=answer["files"], manifest=manifest)
-        result["model_dir_exists"] = answer["exists"]
-        result["deep_errors"] = answer.get("errors", [])
-    result.update(changed=False, mode=p["mode"], progress=lines, elapsed=round(time.monotonic() - start, 2),
-                  checked=target.describe(), pod=target.pod_name)
+        result = _deep(module, target, expected, index, part_sizes)
+    result.update(mode=p["mode"], progress=w.lines, elapsed=round(elapsed, 2), checked=target.describe(), pod=target.pod_name)
+    module.result["changed"] = _record(module, target, result)
     if p["fail_on_problems"] and not result["complete"]:
         summary = "; ".join("%s: %s" % (x["file"], x["problem"]) for x in result["problems"][:10])
-        module.fail_json(msg="Model files do not match %s (%d problem(s)): %s" % (p["checkpoint_path"], len(result["problems"]), summary),
-                         **result)
-    module.exit_json(**result)
+        raise VerifyError("Model files do not match %s (%d problem(s)): %s" % (p["checkpoint_path"], len(result["problems"]), summary),
+                          **dict(result, changed=module.result["changed"]))
+    return result
+
+
+class VerifyError(OdpError):
+    """The files do not match the checkpoint; the result carries every problem."""

@@ -67,7 +67,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.preflight import 
 def main():
     spec = dict(K8S_AUTH_SPEC, endpoints=dict(type="list", elements="dict", default=[]))
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",))
-    run_capacity(module)
+    module.run(run_capacity)
 
 
 if __name__ == "__main__":

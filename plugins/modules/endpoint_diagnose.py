@@ -9,17 +9,19 @@ module: endpoint_diagnose
 short_description: Name the cause of an LLM endpoint that does not serve, with evidence and the fix
 version_added: 0.1.0
 description:
-  - Collects what an operator would look at by hand. That is the model-engine record (status, status_reason),
-    the endpoint's Kubernetes objects (C(launch-endpoint-id-<id>)), pod phases, container states, exit codes,
-    restart counts, events, the last lines of the C(main) and C(http-forwarder) logs, the C(main) command, and the state
-    of C(model_files) in the pod (two samples O(stall_sample_seconds) apart, to see a stalled download).
-  - Names one cause, with a summary, the evidence that proves it and the fix, following the runbook's
-    "Common Issues" table. The causes are C(storage_exceeded) (exit 137), C(slow_tool_install),
-    C(unsupported_architecture) (wrong vLLM image), C(download_failed) (no model_files, S3 auth) and
-    C(premature_start) (no wait guard). They also cover C(update_failed), C(stuck_pending) (builder not consuming,
-    broker type), C(image_not_found_on_create) (registry type), C(unschedulable_gpu), C(unschedulable_storage),
-    C(unschedulable_selector), C(image_pull), C(download_stalled), C(crash_loop), C(progressing), C(healthy) and
-    C(not_found).
+  - Observes the endpoint as an operator would by hand, the model-engine record (status, status_reason), the
+    endpoint's Deployment, ReplicaSets and pods (phases, container states, exit codes, restarts), their Warning
+    events, the logs of every container (the previous instance's first), the C(main) command, the builder when the
+    build is pending, node capacity when a pod cannot be scheduled, and the model folder of a downloading pod
+    (bytes and the newest file time, so a stall is a window without bytes, not one slow sample).
+  - Asks the collection's one judge (the same verdicts as every wait, progress line, report and clean-up; the rules
+    of C(docs/verdicts.md)) and returns its RV(state), RV(cause), a summary, the evidence that proves it, the
+    container it concerns, and the fix. The runbook's "Common Issues" table is part of the rules
+    (C(storage_exceeded), C(slow_tool_install), C(unsupported_architecture), C(download_failed),
+    C(premature_start)), with C(update_failed), C(builder_down), C(stuck_pending), C(image_not_found_on_create),
+    C(unschedulable_gpu), C(unschedulable_cpu), C(unschedulable_memory), C(unschedulable_storage),
+    C(unschedulable_selector), C(unschedulable_taint), C(image_pull), C(oom_killed), C(crash_loop),
+    C(download_stalled), C(corrupt_files) and the V(progressing) phases.
 author:
   - ODP platform team (@odp-platform)
 options:
@@ -34,44 +36,14 @@ options:
       - The error a failed create returned, for an endpoint that was never created (for example the
         C(msg) of a failed M(odp.model_engine.llm_endpoint) task).
     type: str
-  namespace:
-    description: Namespace of the endpoint objects.
-    type: str
-    default: llm-core
-  gateway_namespace:
-    description: Namespace of the model-engine control plane (the endpoint builder).
-    type: str
-    default: llm-core
-  log_lines:
-    description: Lines of each container log to collect.
-    type: int
-    default: 30
-  model_dir:
-    description: Download folder in the C(main) container.
-    type: str
-    default: model_files
-  python:
-    description: Python interpreter in the C(main) container, to list the model folder.
-    type: str
-    default: python3
-  stall_sample_seconds:
-    description: Seconds between two samples of the model folder (0 takes one sample and cannot see a stall).
-    type: float
-    default: 5
-  pending_timeout:
-    description: Seconds in C(UPDATE_PENDING) without a Deployment after which the build counts as stuck.
-    type: int
-    default: 600
-  install_timeout:
-    description: Seconds the S3 tool may take to install before it counts as slow.
-    type: int
-    default: 300
 extends_documentation_fragment:
   - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
+  - odp.model_engine.s3
+  - odp.model_engine.endpoint_judge
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
-  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE_K8S
+  - odp.model_engine.attributes.ACTIONGROUP_ALL
 """
 
 EXAMPLES = r"""
@@ -80,15 +52,20 @@ EXAMPLES = r"""
     name: test-endpoint-v1
   register: why
 
-- name: Branch on the cause
+- name: Fail with the cause and the fix unless it serves or is on its way
   ansible.builtin.fail:
     msg: "{{ why.summary }}: {{ why.fix }}"
-  when: why.cause not in ['healthy', 'progressing']
+  when: why.state not in ['serving', 'progressing']
 """
 
 RETURN = r"""
+state:
+  description: V(serving), V(progressing), V(degraded), V(failed) or V(absent).
+  returned: always
+  type: str
+  sample: failed
 cause:
-  description: The cause code (see the description).
+  description: The rule of the judge that decided.
   returned: always
   type: str
   sample: storage_exceeded
@@ -96,25 +73,33 @@ summary:
   description: One sentence.
   returned: always
   type: str
-  sample: The main container was killed for exceeding its storage limit (exit 137)
+  sample: Container main was evicted for exceeding its ephemeral-storage limit 50Gi
 evidence:
   description: The observations that support the cause.
   returned: always
   type: list
   elements: str
-  sample: ["API status READY, 0 available worker(s)", "pod launch-...-x2x7q: Failed Evicted, main exit code 137"]
+  sample: ["pod launch-...-x2x7q: Pod ephemeral local storage usage exceeds the total limit of containers 50Gi."]
 fix:
   description: What to change.
   returned: always
   type: str
-  sample: "The container was killed for exceeding its ephemeral-storage limit (exit 137). ..."
+container:
+  description: The container the cause concerns, when it concerns one.
+  returned: always
+  type: str
+  sample: main
 healthy:
-  description: The cause is C(healthy).
+  description: The endpoint serves with nothing known wrong.
   returned: always
   type: bool
   sample: false
+verdict:
+  description: The whole verdict (the fields above, and C(download) while a pod downloads).
+  returned: always
+  type: dict
 endpoint:
-  description: Name, id, status and status_reason of the endpoint.
+  description: Name, id, status, status_reason and owner of the endpoint.
   returned: when it exists
   type: dict
 k8s_resource_name:
@@ -135,21 +120,30 @@ command:
   description: The C(main) container's command.
   returned: when it exists
   type: str
+image:
+  description: The C(main) container's image.
+  returned: when it exists
+  type: str
 model_files:
-  description: State of the model folder in the running C(main) container (exists, bytes, temp_files, complete).
-  returned: when a main container runs
+  description: The model folder of the downloading pod (bytes, percent, newest file time, temp files), or null.
+  returned: always
   type: dict
 logs:
-  description: Last lines of the C(main) and C(http-forwarder) logs per pod.
+  description: Last lines of each container's log, per pod.
   returned: always
   type: dict
 events:
-  description: Events per pod.
+  description: Warning events of the pods that are not ready.
   returned: always
   type: dict
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
+    ENDPOINT_JUDGE_SPEC,
+    MODEL_ENGINE_CONNECTION_SPEC,
+    S3_CONNECTION_SPEC,
+    merge_specs,
+)
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.diagnose import run
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
@@ -157,22 +151,14 @@ from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_A
 
 def main():
     spec = merge_specs(
-        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC,
+        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC, S3_CONNECTION_SPEC, ENDPOINT_JUDGE_SPEC,
         name=dict(type="str"),
         endpoint_id=dict(type="str"),
         api_error=dict(type="str"),
-        namespace=dict(type="str", default="llm-core"),
-        gateway_namespace=dict(type="str", default="llm-core"),
-        log_lines=dict(type="int", default=30),
-        model_dir=dict(type="str", default="model_files"),
-        python=dict(type="str", default="python3"),
-        stall_sample_seconds=dict(type="float", default=5.0),
-        pending_timeout=dict(type="int", default=600),
-        install_timeout=dict(type="int", default=300),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",),
                                required_one_of=[("name", "endpoint_id")], mutually_exclusive=[("name", "endpoint_id")])
-    run(module)
+    module.run(run)
 
 
 if __name__ == "__main__":

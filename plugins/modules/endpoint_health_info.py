@@ -6,42 +6,32 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: endpoint_health_info
-short_description: Sort LLM endpoints into failed, healthy and progressing, and find orphaned objects
+short_description: The judge's verdict on every LLM endpoint, the clean-up candidates, and orphaned objects
 version_added: 0.1.0
 description:
-  - Lists the LLM endpoints from the model-engine API and their pods from Kubernetes in one pass, and judges
-    each one.
-  - An endpoint is failed when its status is C(UPDATE_FAILED), when it has been C(UPDATE_PENDING) or
-    C(UPDATE_IN_PROGRESS) longer than O(updating_seconds), when a pod crash-loops past O(crashloop_restarts),
-    when a pod is Pending longer than O(pending_seconds), when a pod has failed, or when it is named in O(names).
+  - Lists this user's LLM endpoints from the model-engine API and their Deployments, ReplicaSets, pods and
+    Warning events from Kubernetes in one pass (one listing per kind), and asks the collection's one judge about
+    each (the rules of C(docs/verdicts.md)).
+  - An endpoint is a clean-up candidate (RV(failed_endpoints)) only when the judge calls it V(failed) (nothing
+    serves and waiting will not change it) and its last update is at least O(min_age) seconds old. An endpoint
+    with a serving pod (V(degraded), for example an update whose new pod cannot be scheduled) or on its way
+    (V(progressing), that is building, installing, downloading or rolling out) is never a candidate.
   - Orphans are Deployments, Services, HPAs and ConfigMaps made by model-engine (label C(managed-by=model-engine))
-    for O(user_id) (label C(created_by)) whose endpoint no longer exists in the API. Objects of other users are
-    never orphans, whatever the API shows.
-  - Used by C(playbooks/cleanup_failed_endpoints.yml); it changes nothing itself.
+    for O(user_id) (label C(created_by)) whose endpoint the API no longer lists. Objects of other users are never
+    orphans, whatever the API shows.
+  - Used by C(playbooks/cleanup_failed_endpoints.yml) and C(playbooks/environment_report.yml); it changes nothing.
 author:
   - ODP platform team (@odp-platform)
 options:
-  namespace:
-    description: Namespace of the endpoint objects.
-    type: str
-    default: llm-core
   names:
-    description: Endpoint names to treat as failed whatever their state.
+    description: Only judge these endpoints (all of this user's when empty).
     type: list
     elements: str
     default: []
-  crashloop_restarts:
-    description: Restarts of a not-ready pod from which the endpoint counts as failed.
+  min_age:
+    description: Seconds since an endpoint's last update before a V(failed) one becomes a clean-up candidate.
     type: int
-    default: 5
-  pending_seconds:
-    description: Seconds a pod may stay Pending.
-    type: int
-    default: 900
-  updating_seconds:
-    description: Seconds an endpoint may stay C(UPDATE_PENDING) or C(UPDATE_IN_PROGRESS).
-    type: int
-    default: 1800
+    default: 600
   only_created_by:
     description: Only consider endpoints created by O(user_id) (the API also lists other teams' public endpoints).
     type: bool
@@ -49,34 +39,46 @@ options:
 extends_documentation_fragment:
   - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
+  - odp.model_engine.s3
+  - odp.model_engine.endpoint_judge
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
-  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE_K8S
+  - odp.model_engine.attributes.ACTIONGROUP_ALL
 """
 
 EXAMPLES = r"""
-- name: Find failed endpoints and orphans
+- name: Judge every endpoint and find orphans
   odp.model_engine.endpoint_health_info:
-    crashloop_restarts: 3
-    pending_seconds: 600
+    min_age: 900
   register: health
+
+- name: List what clean-up would delete, with the rule that fired
+  ansible.builtin.debug:
+    msg: "{{ health.failed_endpoints | map(attribute='name') | zip(health.failed_endpoints | map(attribute='cause')) | list }}"
 """
 
 RETURN = r"""
 endpoints:
-  description: Every endpoint with C(verdict) (failed, healthy, progressing), C(reason), pods and Kubernetes objects.
+  description:
+    - Every endpoint with the verdict (C(state), C(cause), C(summary), C(fix), C(evidence), C(container)), C(cleanup)
+      (whether it is a clean-up candidate), C(owner), its pods and Kubernetes objects.
   returned: always
   type: list
   elements: dict
-  sample: [{name: test-endpoint-v1, id: end_x, status: READY, verdict: healthy, reason: serving,
+  sample: [{name: test-endpoint-v1, id: end_x, status: READY, state: serving, cause: serving, cleanup: false,
             k8s_resource_name: launch-endpoint-id-end-x, objects: [Deployment/launch-endpoint-id-end-x]}]
 failed_endpoints:
-  description: The endpoints judged failed.
+  description: The clean-up candidates (state V(failed), older than O(min_age)).
   returned: always
   type: list
   elements: dict
 healthy:
-  description: Names of the endpoints that serve.
+  description: Names of the endpoints that serve with nothing known wrong.
+  returned: always
+  type: list
+  elements: str
+degraded:
+  description: Names of the endpoints that serve but have a problem waiting will not fix (never cleaned up).
   returned: always
   type: list
   elements: str
@@ -88,7 +90,12 @@ orphans:
   sample: [{kind: Service, name: launch-endpoint-id-end-old, endpoint_id: end_old}]
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
+    ENDPOINT_JUDGE_SPEC,
+    MODEL_ENGINE_CONNECTION_SPEC,
+    S3_CONNECTION_SPEC,
+    merge_specs,
+)
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.health import run
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
@@ -96,16 +103,13 @@ from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_A
 
 def main():
     spec = merge_specs(
-        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC,
-        namespace=dict(type="str", default="llm-core"),
+        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC, S3_CONNECTION_SPEC, ENDPOINT_JUDGE_SPEC,
         names=dict(type="list", elements="str", default=[]),
-        crashloop_restarts=dict(type="int", default=5),
-        pending_seconds=dict(type="int", default=900),
-        updating_seconds=dict(type="int", default=1800),
+        min_age=dict(type="int", default=600),
         only_created_by=dict(type="bool", default=True),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",))
-    run(module)
+    module.run(run)
 
 
 if __name__ == "__main__":

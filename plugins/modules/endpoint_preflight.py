@@ -139,7 +139,7 @@ def main():
         fail_on_problems=dict(type="bool", default=True),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True)
-    run(module)
+    module.run(run)
 
 
 if __name__ == "__main__":

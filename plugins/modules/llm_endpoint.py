@@ -14,9 +14,13 @@ description:
     is absent, and otherwise sends a C(PUT) with only the fields that differ.
   - Every rule the gateway enforces (and the traps it does not) is checked before any HTTP call,
     with a message naming the field and the rule, see the notes.
-  - With O(wait=true) it waits until the endpoint serves, which takes status C(READY) B(and) at
-    least one available worker. C(UPDATE_FAILED) fails at once with the gateway's C(status_reason);
-    an endpoint stuck in C(UPDATE_PENDING) fails after O(pending_timeout).
+  - With O(wait=true) it follows the endpoint until it serves, judged by the collection's one judge (the
+    rules of C(docs/verdicts.md)) on the gateway record, the Deployment and its ReplicaSets, the pods, their
+    events and logs, and the bytes in the model folder. Serving means status C(READY), the rollout finished and
+    a pod of the current ReplicaSet Ready; after an update the wait is not done until the new pods serve.
+  - The wait fails at once, with the cause, the evidence and the fix, on a state waiting cannot change
+    (C(UPDATE_FAILED), a builder scaled to 0, a pod that cannot be scheduled, an image that cannot be pulled,
+    an eviction, a crash loop, a stalled download...). A slow download keeps being followed, with rate and ETA.
 author:
   - ODP platform team (@odp-platform)
 options:
@@ -158,29 +162,14 @@ options:
       - Rebuild the bundle (new container command) whenever an update is sent.
     type: bool
     default: false
-  wait:
-    description:
-      - Wait until the endpoint serves (status C(READY) and at least one available worker).
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait in total.
-    type: int
-    default: 1800
-  wait_sleep:
-    description: Seconds between two polls of the gateway.
-    type: float
-    default: 5
-  pending_timeout:
-    description:
-      - Seconds an endpoint may stay C(UPDATE_PENDING) before the wait fails; a build task nobody
-        consumes (builder down, or on-prem C(celery_broker_type_redis) not set) never leaves that state.
-    type: int
-    default: 600
 extends_documentation_fragment:
   - odp.model_engine.model_engine
+  - odp.model_engine.k8s_auth
+  - odp.model_engine.s3
+  - odp.model_engine.wait
+  - odp.model_engine.endpoint_judge
   - odp.model_engine.attributes
-  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE
+  - odp.model_engine.attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -292,26 +281,51 @@ elapsed:
   type: float
   sample: 42.5
 progress:
-  description: Status transitions seen while waiting.
+  description: What the judge saw while waiting, one line per change.
   returned: when O(wait=true)
   type: list
   elements: str
-  sample: ["  0.0s UPDATE_PENDING, 0 available worker(s)", " 35.2s READY, 1 available worker(s)"]
+  sample: ["[    0s] test-endpoint-v1: UPDATE_PENDING: waiting for the endpoint builder", "[   35s] test-endpoint-v1: READY; 1 pod(s) ready"]
+verdict:
+  description: The judge's last verdict (C(state), C(cause), C(summary), C(evidence), C(fix), C(container), C(download)).
+  returned: when O(wait=true)
+  type: dict
+  sample: {state: serving, cause: serving, summary: "READY; 1 pod(s) ready", fix: Nothing to fix.}
+state:
+  description: The verdict's state, V(serving), V(progressing), V(degraded), V(failed) or V(absent).
+  returned: when O(wait=true)
+  type: str
+  sample: serving
+baseline:
+  description:
+    - After an update, the endpoint Deployment's generation before the C(PUT); pass it to
+      M(odp.model_engine.llm_endpoint_progress) so that its wait is not done until the update shows.
+  returned: when updated
+  type: dict
+  sample: {generation: 3}
 failure:
-  description: Why a wait failed, V(UPDATE_FAILED), V(STUCK_PENDING) or V(TIMEOUT).
+  description: Why a wait failed, the cause of the verdict (for example V(unschedulable_gpu), V(update_failed)) or V(timeout).
   returned: when a wait failed
   type: str
-  sample: UPDATE_FAILED
+  sample: update_failed
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
+    ENDPOINT_JUDGE_SPEC,
+    MODEL_ENGINE_CONNECTION_SPEC,
+    S3_CONNECTION_SPEC,
+    WAIT_SPEC,
+    merge_specs,
+)
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.llm_endpoint import LLM_ENDPOINT_SPEC, run
 
 
 def main():
-    module = ModelEngineModule(argument_spec=merge_specs(MODEL_ENGINE_CONNECTION_SPEC, LLM_ENDPOINT_SPEC), supports_check_mode=True)
-    run(module)
+    spec = merge_specs(MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC, S3_CONNECTION_SPEC, WAIT_SPEC, ENDPOINT_JUDGE_SPEC, LLM_ENDPOINT_SPEC)
+    module = ModelEngineModule(argument_spec=spec, supports_check_mode=True)
+    module.run(run)
 
 
 if __name__ == "__main__":

@@ -102,10 +102,9 @@ endpoints:
       returned: always
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
-from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import annotate, get_endpoint, list_endpoints
+from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import info
 
 
 def main():
@@ -115,16 +114,7 @@ def main():
         order_by=dict(type="str", choices=["newest", "oldest"]),
     )
     module = ModelEngineModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = module.model_engine_client()
-    try:
-        if module.params["name"]:
-            record = get_endpoint(client, module.params["name"])
-            records = [record] if record else []
-        else:
-            records = list_endpoints(client, order_by=module.params["order_by"])
-    except ModelEngineError as e:
-        module.fail_from_exception(e, msg="Could not read LLM endpoints")
-    module.exit_json(changed=False, endpoints=[annotate(r) for r in records])
+    module.run(info)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: llm_endpoint_progress
-short_description: One snapshot of an LLM endpoint on its way to serving, with a verdict
+short_description: Follow an LLM endpoint on its way to serving, with the judge's verdict, rate and ETA
 version_added: 0.1.0
 description:
-  - Reads the endpoint from the model-engine API, its pods from Kubernetes (shown as C(kubectl get pods)
-    shows them, C(0/2 Running) to C(2/2 Running)) and, while the C(main) container runs, the bytes of
-    the checkpoint already in its C(model_files) folder.
-  - Returns a C(verdict) a wait loop acts on. V(serving) means status C(READY) with an available worker.
-    V(progressing) means keep waiting. V(failed) comes with the reason (C(UPDATE_FAILED), stuck
-    C(UPDATE_PENDING), a terminated or crash-looping container, an image that cannot be pulled, an
-    unschedulable pod, a stalled download). V(absent) means the endpoint does not exist.
-  - Pass the previous result's C(sample) as O(previous) to get the download rate, the ETA and stall detection;
-    the role C(odp.model_engine.llm_endpoint) is built on this (see its C(progress.yml)).
+  - One check of the endpoint as the collection's judge sees it (the rules of C(docs/verdicts.md)), from the gateway
+    record, the Deployment and its ReplicaSets, the pods (shown as C(kubectl get pods) shows them, C(0/2 Running)
+    to C(2/2 Running)), their events and logs and, while the C(main) container downloads, the bytes of the
+    checkpoint in its model folder.
+  - Returns the verdict's RV(state) (V(serving), V(progressing), V(degraded), V(failed), V(absent)), its cause,
+    summary, evidence and fix, and a progress line. A slow download is V(progressing) with its rate and ETA; a
+    stall is O(stall_timeout) seconds without one new byte.
+  - With O(wait=true) the action plugin repeats the check every O(wait_sleep) seconds and prints each line as it
+    comes, until the endpoint serves (after an update given as O(baseline), until the update shows and the new
+    pods serve), or fails at once on a state that waiting cannot change, or the deadline passes (by default sized
+    from the checkpoint's size in S3). The role C(odp.model_engine.llm_endpoint) follows endpoints with it.
+  - Without O(wait), pass the previous result's C(sample) as O(previous) to get the rate and the stall window.
 author:
   - ODP platform team (@odp-platform)
 options:
@@ -25,77 +28,77 @@ options:
     description: Endpoint name.
     type: str
     required: true
-  namespace:
-    description: Namespace of the endpoint's Kubernetes objects.
-    type: str
-    default: llm-core
   checkpoint_path:
     description: Checkpoint to measure the download against; defaults to the endpoint's own.
     type: str
-  measure_download:
-    description: Measure the download inside the pod (one exec per snapshot).
-    type: bool
-    default: true
-  container:
-    description: Container that downloads the model.
-    type: str
-    default: main
-  model_dir:
-    description: Download folder inside the container.
-    type: str
-    default: model_files
-  python:
-    description: Python interpreter inside the container.
-    type: str
-    default: python3
   previous:
-    description: The C(sample) returned by the previous snapshot.
+    description: The C(sample) returned by the previous check.
     type: dict
-  pending_timeout:
-    description: Seconds in C(UPDATE_PENDING) after which the verdict is V(failed).
-    type: int
-    default: 600
-  stall_timeout:
-    description: Seconds without a new downloaded byte after which the verdict is V(failed).
-    type: int
-    default: 300
+  baseline:
+    description:
+      - After an update, the C(baseline) that M(odp.model_engine.llm_endpoint) returned (the Deployment's generation
+        before the C(PUT)); the wait is then not done until the update shows.
+    type: dict
 extends_documentation_fragment:
   - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
   - odp.model_engine.s3
+  - odp.model_engine.wait
+  - odp.model_engine.endpoint_judge
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
   - odp.model_engine.attributes.ACTIONGROUP_ALL
 """
 
 EXAMPLES = r"""
-- name: Snapshot
+- name: Follow the endpoint until it serves, printing each step
+  odp.model_engine.llm_endpoint_progress:
+    name: test-endpoint-v1
+    wait: true
+    wait_sleep: 20
+
+- name: One check
   odp.model_engine.llm_endpoint_progress:
     name: test-endpoint-v1
     previous: "{{ last.sample | default(omit) }}"
   register: last
-
-- name: Show it
-  ansible.builtin.debug:
-    msg: "{{ last.line }}"
 """
 
 RETURN = r"""
-verdict:
-  description: V(serving), V(progressing), V(failed) or V(absent).
+state:
+  description: V(serving), V(progressing), V(degraded), V(failed) or V(absent).
   returned: always
   type: str
   sample: progressing
+cause:
+  description: The rule of the judge that decided (for example V(downloading), V(unschedulable_gpu)).
+  returned: always
+  type: str
+  sample: downloading
+verdict:
+  description: The verdict, with C(state), C(cause), C(summary), C(evidence), C(fix), C(container), C(download).
+  returned: always
+  type: dict
+outcome:
+  description: What a wait does with the verdict, V(done), V(wait) or V(fail).
+  returned: always
+  type: str
+  sample: wait
 reason:
-  description: Why, in one sentence.
+  description: The verdict in one sentence (with the fix when it failed).
   returned: always
   type: str
-  sample: "pod 6d9f7-x2x7q: container main terminated (exit code 137, OOMKilled)"
+  sample: "test-endpoint-v1: Downloading 45.0% (450.0 MiB of 1000.0 MiB), 4.0 MiB/s, ETA 2m17s"
 line:
-  description: A progress line for the task output.
+  description: A progress line.
   returned: always
   type: str
-  sample: "[   42s] test-endpoint-v1: READY; pods: 6d9f7-x2x7q 1/2 Running; download 45.0% (450.0 MiB of 1000.0 MiB, 20.0 MiB/s, ETA 27s)"
+  sample: "[   42s] test-endpoint-v1: Downloading 45.0% (450.0 MiB of 1000.0 MiB), 4.0 MiB/s, ETA 2m17s; pods: 6d9f7-x2x7q 1/2 Running"
+lines:
+  description: Every progress line of a wait.
+  returned: when O(wait=true)
+  type: list
+  elements: str
 status:
   description: The endpoint's status in the API.
   returned: always
@@ -103,7 +106,7 @@ status:
   sample: READY
 endpoint:
   description: The endpoint record with derived keys, as M(odp.model_engine.llm_endpoint_info) returns it.
-  returned: always
+  returned: when the endpoint exists
   type: dict
 pods:
   description: Each pod of the endpoint as the M(odp.model_engine.pod_summary) filter describes it.
@@ -112,25 +115,32 @@ pods:
   elements: dict
   sample: [{name: launch-endpoint-id-end-x-6d9f7-x2x7q, phase: Running, ready: 1, total: 2, display: 1/2 Running, problem: null}]
 download:
-  description: Bytes of the checkpoint in the newest running pod, with rate (bytes/s) and ETA (seconds).
-  returned: while a pod's main container runs
+  description: Bytes of the checkpoint in the downloading pod, with rate (bytes/s), ETA (seconds) and idle seconds.
+  returned: while a pod downloads
   type: dict
-  sample: {percent: 45.0, bytes_present: 471859200, bytes_expected: 1048576000, rate: 20971520.0, eta_seconds: 27,
-           complete: false, in_progress: true, temp_files: [model-00002-of-00002.safetensors.a1B2c3D4]}
+  sample: {percent: 45.0, bytes_present: 471859200, bytes_expected: 1048576000, rate: 4194304.0, eta_seconds: 137, idle_seconds: 2,
+           complete: false, temp_files: [model-00002-of-00002.safetensors.a1B2c3D4]}
 sample:
-  description: State to pass as O(previous) to the next snapshot.
+  description: State to pass as O(previous) to the next check.
   returned: always
   type: dict
 elapsed:
-  description: Seconds since the first snapshot of the loop.
+  description: Seconds since the first check.
   returned: always
   type: float
   sample: 42.0
+wait_timeout:
+  description: The deadline of a wait in seconds (O(wait_timeout), or the automatic one from the checkpoint's size).
+  returned: always
+  type: int
+  sample: 9600
 """
 
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
+    ENDPOINT_JUDGE_SPEC,
     MODEL_ENGINE_CONNECTION_SPEC,
     S3_CONNECTION_SPEC,
+    WAIT_SPEC,
     merge_specs,
 )
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
@@ -140,20 +150,14 @@ from ansible_collections.odp.model_engine.plugins.module_utils.progress import s
 
 def main():
     spec = merge_specs(
-        MODEL_ENGINE_CONNECTION_SPEC, S3_CONNECTION_SPEC, K8S_AUTH_SPEC,
+        MODEL_ENGINE_CONNECTION_SPEC, S3_CONNECTION_SPEC, K8S_AUTH_SPEC, WAIT_SPEC, ENDPOINT_JUDGE_SPEC,
         name=dict(type="str", required=True),
-        namespace=dict(type="str", default="llm-core"),
         checkpoint_path=dict(type="str"),
-        measure_download=dict(type="bool", default=True),
-        container=dict(type="str", default="main"),
-        model_dir=dict(type="str", default="model_files"),
-        python=dict(type="str", default="python3"),
         previous=dict(type="dict"),
-        pending_timeout=dict(type="int", default=600),
-        stall_timeout=dict(type="int", default=300),
+        baseline=dict(type="dict"),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",))
-    module.exit_json(**snapshot(module))
+    module.run(snapshot)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ description:
     available, and checks the image of every container of every running pod, the runbook's
     C(kubectl describe pod | grep Image).
   - Stops at once, saying why, when a rollout cannot finish. That is the C(ProgressDeadlineExceeded)
-    condition, or new pods in C(ImagePullBackOff), C(ErrImagePull) or C(CrashLoopBackOff).
+    condition, or a pod problem the collection's judge names (an image that cannot be pulled, a crash loop,
+    a pod that cannot be scheduled, an eviction).
+  - Without O(wait) it checks once and fails unless everything is verified; O(wait_timeout) defaults to 600 seconds.
 author:
   - ODP platform team (@odp-platform)
 options:
@@ -39,24 +41,13 @@ options:
     description: Deployment name to the container that must run O(image).
     type: dict
     default: {model-engine: model-engine, model-engine-endpoint-builder: model-engine-endpoint-builder}
-  wait:
-    description: Wait for the rollouts to finish (otherwise check once).
-    type: bool
-    default: true
-  wait_timeout:
-    description: Seconds to wait.
-    type: int
-    default: 600
-  wait_sleep:
-    description: Seconds between two checks.
-    type: float
-    default: 2
   fail_fast:
     description: Fail as soon as a rollout cannot finish instead of waiting for the timeout.
     type: bool
     default: true
 extends_documentation_fragment:
   - odp.model_engine.k8s_auth
+  - odp.model_engine.wait
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
   - odp.model_engine.attributes.ACTIONGROUP_K8S
@@ -92,6 +83,7 @@ elapsed:
   sample: 4.2
 """
 
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import WAIT_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.rollout import run
@@ -99,20 +91,17 @@ from ansible_collections.odp.model_engine.plugins.module_utils.rollout import ru
 
 def main():
     spec = dict(
-        K8S_AUTH_SPEC,
+        K8S_AUTH_SPEC, **WAIT_SPEC,
         namespace=dict(type="str", default="llm-core"),
         deployments=dict(type="list", elements="str", default=["model-engine", "model-engine-endpoint-builder"]),
         images=dict(type="dict", default={}),
         image=dict(type="str"),
         containers=dict(type="dict", default={"model-engine": "model-engine",
                                               "model-engine-endpoint-builder": "model-engine-endpoint-builder"}),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=600),
-        wait_sleep=dict(type="float", default=2.0),
         fail_fast=dict(type="bool", default=True),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",))
-    run(module)
+    module.run(run)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ description:
     when given, and every safetensors header is parsed and its data length checked against the file.
     Hashing runs in parallel threads, inside the pod when the files are there.
   - With O(wait=true) it polls until the download is complete, records progress (percent, rate, ETA)
-    and fails fast when no byte arrived for O(stall_timeout) seconds or the container has terminated.
+    and fails fast when no byte arrived for O(stall_timeout) seconds or the judge names a pod problem (a crash
+    loop, an eviction...). O(wait_timeout) defaults to 3600 seconds.
 author:
   - ODP platform team (@odp-platform)
 options:
@@ -90,22 +91,20 @@ options:
   workers:
     description: Hashing threads; defaults to the CPU count where the hashing runs.
     type: int
-  wait:
-    description: Poll until the download is complete.
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait in total.
-    type: int
-    default: 3600
-  wait_sleep:
-    description: Seconds between two polls.
-    type: float
-    default: 5
   stall_timeout:
-    description: Seconds without a new byte after which a wait fails as stalled.
+    description:
+      - Seconds without one new byte in the folder after which a wait fails as stalled, read off the newest file
+        time (so one slow sample is never a stall). The same rule as the endpoint judge's.
     type: int
-    default: 300
+    default: 600
+  record:
+    description:
+      - Record the verification's verdict on the pod it checked, as the annotation C(odp.model-engine/verification),
+        when that pod serves (all its containers ready), so that the endpoint judge (reports, health, diagnosis) can
+        tell a serving pod with corrupt or incomplete files from a healthy one. Only written when it changes; the
+        task then reports C(changed).
+    type: bool
+    default: true
   exec_timeout:
     description: Seconds one exec into the pod may take (deep mode hashes there).
     type: int
@@ -117,9 +116,20 @@ options:
 extends_documentation_fragment:
   - odp.model_engine.s3
   - odp.model_engine.k8s_auth
+  - odp.model_engine.wait
   - odp.model_engine.attributes
-  - odp.model_engine.attributes.INFO_MODULE
   - odp.model_engine.attributes.ACTIONGROUP_K8S_S3
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Verifies as usual and reports whether it would record the verdict on the pod, without writing it.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details:
+      - The pod annotation is only written when the verdict changed.
 notes:
   - The container needs a Python 3 interpreter (vLLM images have one) for pod checks.
 """
@@ -244,7 +254,7 @@ mode:
   sample: quick
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import S3_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import S3_CONNECTION_SPEC, WAIT_SPEC, merge_specs
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.s3 import MODEL_ENGINE_EXCLUDE, MODEL_ENGINE_INCLUDE
@@ -253,7 +263,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify impor
 
 def main():
     spec = merge_specs(
-        S3_CONNECTION_SPEC, K8S_AUTH_SPEC,
+        S3_CONNECTION_SPEC, K8S_AUTH_SPEC, WAIT_SPEC,
         checkpoint_path=dict(type="str", required=True),
         path=dict(type="path"),
         pod=dict(type="str"),
@@ -270,10 +280,8 @@ def main():
         include=dict(type="list", elements="str", default=list(MODEL_ENGINE_INCLUDE)),
         exclude=dict(type="list", elements="str", default=list(MODEL_ENGINE_EXCLUDE)),
         workers=dict(type="int"),
-        wait=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=3600),
-        wait_sleep=dict(type="float", default=5.0),
-        stall_timeout=dict(type="int", default=300),
+        stall_timeout=dict(type="int", default=600),
+        record=dict(type="bool", default=True),
         exec_timeout=dict(type="int", default=1800),
         fail_on_problems=dict(type="bool", default=True),
     )
@@ -282,7 +290,7 @@ def main():
         required_one_of=[("path", "pod", "endpoint_id", "endpoint_name")],
         mutually_exclusive=[("path", "pod", "endpoint_id", "endpoint_name")],
     )
-    run(module)
+    module.run(run)
 
 
 if __name__ == "__main__":

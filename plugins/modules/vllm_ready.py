@@ -14,9 +14,10 @@ description:
     200, C(/v1/models) must list the served model, and optionally a smoke completion must answer,
     directly (C(/v1/completions) on the pod) or through the model-engine gateway (C(/v2/chat/completions)).
   - With O(wait=true) it polls with a short backoff (0.1 s doubling up to O(wait_sleep)) and fails at
-    once, with the last lines of the C(main) log, when the pod is in a state it cannot leave by itself
-    (CrashLoopBackOff, a terminated container such as OOMKilled / exit 137, ImagePullBackOff, Evicted,
-    Unschedulable).
+    once, with the cause and the fix the collection's judge names (the pod rules of C(docs/verdicts.md)) and the
+    last lines of the C(main) log, when the pod is in a state it cannot leave by itself (a crash loop with its
+    cause, OOMKilled, an eviction for ephemeral storage, an image that cannot be pulled, a pod that cannot be
+    scheduled). O(wait_timeout) defaults to 1800 seconds.
   - Returns the time to healthy, to model listed and to first completion.
 author:
   - ODP platform team (@odp-platform)
@@ -61,18 +62,6 @@ options:
     description: Tokens of the smoke completion.
     type: int
     default: 8
-  wait:
-    description: Poll until ready.
-    type: bool
-    default: false
-  wait_timeout:
-    description: Seconds to wait in total.
-    type: int
-    default: 1800
-  wait_sleep:
-    description: Longest pause between two polls (the backoff starts at 0.1 s).
-    type: float
-    default: 1
   fail_on_not_ready:
     description: Without O(wait), fail when not ready (otherwise only C(ready=false) is returned).
     type: bool
@@ -101,6 +90,7 @@ options:
     default: 4
 extends_documentation_fragment:
   - odp.model_engine.k8s_auth
+  - odp.model_engine.wait
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
   - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE_K8S
@@ -146,7 +136,7 @@ pod:
   returned: when a pod was found
   type: dict
 failure:
-  description: The step that did not pass (C(pod), C(health), C(models), C(completion)), or C(terminal).
+  description: The step that did not pass (C(pod), C(health), C(models), C(completion)), C(terminal) or C(timeout).
   returned: when not ready
   type: str
   sample: health
@@ -163,7 +153,7 @@ attempts:
   sample: 3
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, WAIT_SPEC, merge_specs
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.readiness import run
@@ -174,7 +164,7 @@ def main():
     gateway["url"].update(required=False)
     gateway["user_id"].update(required=False)
     spec = merge_specs(
-        gateway, K8S_AUTH_SPEC,
+        gateway, K8S_AUTH_SPEC, WAIT_SPEC,
         endpoint_name=dict(type="str"),
         endpoint_id=dict(type="str"),
         pod=dict(type="str"),
@@ -185,9 +175,6 @@ def main():
         smoke=dict(type="str", default="none", choices=["none", "direct", "gateway"]),
         prompt=dict(type="str", default="Say hello."),
         max_tokens=dict(type="int", default=8, no_log=False),
-        wait=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=1800),
-        wait_sleep=dict(type="float", default=1.0),
         fail_on_not_ready=dict(type="bool", default=False),
     )
     module = ModelEngineModule(
@@ -196,7 +183,7 @@ def main():
         mutually_exclusive=[("endpoint_name", "endpoint_id", "pod")],
         required_if=[("smoke", "gateway", ("url", "user_id", "endpoint_name"))],
     )
-    run(module)
+    module.run(run)
 
 
 if __name__ == "__main__":

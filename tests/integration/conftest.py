@@ -154,8 +154,9 @@ def module(localhost, twin_vars):
     }
     uses = {
         "s3_sync_verify": ("k8s", "s3"), "vllm_ready": ("k8s",), "endpoint_preflight": ("k8s", "s3"),
-        "llm_endpoint_progress": ("model_engine", "k8s", "s3"), "llm_endpoint": ("model_engine",), "llm_endpoint_info": ("model_engine",),
-        "endpoint_diagnose": ("model_engine", "k8s"), "cluster_capacity_info": ("k8s",),
+        "llm_endpoint_progress": ("model_engine", "k8s", "s3"), "llm_endpoint": ("model_engine", "k8s", "s3"),
+        "llm_endpoint_info": ("model_engine",), "endpoint_diagnose": ("model_engine", "k8s", "s3"), "cluster_capacity_info": ("k8s",),
+        "endpoint_health_info": ("model_engine", "k8s", "s3"), "rollout_verify": ("k8s",),
     }
 
     def run(module_name, /, **args):
@@ -183,3 +184,32 @@ def kubectl(odp_twin, *args):
                            "-n", "llm-core", *args], capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def settle(gateway, odp_twin, name, predicate, timeout=60):
+    """Wait until one of the endpoint's pods satisfies ``predicate`` (evicted pods are replaced, so the
+    one that shows the fault is not always the newest)."""
+    deadline = time.monotonic() + timeout
+    pods = []
+    while time.monotonic() < deadline:
+        pods = odp_twin.call(odp_twin.kube.list_pods(odp_twin.config.endpoint_namespace, "endpoint_name=%s" % name))
+        if any(predicate(p) for p in pods):
+            return pods
+        time.sleep(0.2)
+    raise AssertionError("pods of %s never reached the state; last phases: %s" % (name, [p["status"].get("phase") for p in pods]))
+
+
+def main_state(pod):
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        if cs["name"] == "main":
+            return cs
+    return {}
+
+
+def crashed(pod):
+    cs = main_state(pod)
+    return cs.get("restartCount", 0) >= 1 or "terminated" in cs.get("state", {}) or pod["status"].get("phase") == "Failed"
+
+
+def running_main(pod):
+    return "running" in main_state(pod).get("state", {})

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import create_endpoint
-from tests.integration.test_diagnose import crashed, settle
+from tests.integration.conftest import crashed, create_endpoint, settle
 
 
 def test_environment_report(playbook, gateway, odp_twin, tmp_path):
@@ -14,7 +13,7 @@ def test_environment_report(playbook, gateway, odp_twin, tmp_path):
     assert run.rc == 0, run
     report = (tmp_path / "environment-local.md").read_text()
     assert "| model-engine | registry.odp.om/odp-development/oman-national-llm/model-engine:onprem20 | 1/1 | yes |" in report
-    assert "| rep-ok | READY | yes | 2/2 Running | vllm-onprem | 100.0% complete | healthy |" in report
-    assert "| rep-bad | READY | no |" in report and "### rep-bad: unsupported_architecture" in report
-    assert "**Fix:** The vLLM image does not support" in report
+    assert "| rep-ok | test-user-id | READY | yes | 2/2 Running | vllm-onprem | 100.0% complete | serving |" in report
+    assert "| rep-bad | test-user-id | READY | no |" in report and "| failed (unsupported_architecture) |" in report
+    assert "### rep-bad: failed, unsupported_architecture" in report and "**Fix:** Use the vllm-onprem tag" in report
     assert "### rep-ok" not in report

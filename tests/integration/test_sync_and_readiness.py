@@ -86,7 +86,7 @@ def test_stalled_download_fails_fast(module, gateway, odp_twin):
     res = module("s3_sync_verify", checkpoint_path=CKPT, endpoint_name="sync-stall", wait=True, wait_sleep=0.5,
                  stall_timeout=3, wait_timeout=120)
     assert res["failed"] is True and res["failure"] == "stalled"
-    assert "Download stalled: no new bytes for" in res["msg"] and res["percent"] < 100
+    assert "Download stalled in pod" in res["msg"] and "no new bytes for" in res["msg"] and res["percent"] < 100
 
 
 def test_storage_exceeded_fails_fast_with_exit_137(module, gateway, odp_twin):

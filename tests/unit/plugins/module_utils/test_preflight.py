@@ -80,7 +80,8 @@ def test_image_tag_policy():
 
 
 def test_runbook_request_fits():
-    problems, facts = check_storage_and_capacity("50Gi", "nvidia-tesla-t4", 1, {"nvidia-tesla-t4": "50Gi"}, CAPACITY, 15 * GI)
+    problems, facts = check_storage_and_capacity({"storage": "50Gi", "gpu_type": "nvidia-tesla-t4", "gpus": 1,
+                                                  "policy": {"nvidia-tesla-t4": "50Gi"}, "checkpoint_bytes": 15 * GI}, CAPACITY)
     assert problems == [] and facts["nodes_that_fit"] == ["hpc-k8s-phy-wrk-g01"]
 
 
@@ -92,7 +93,9 @@ def test_runbook_request_fits():
     (("50Gi", "nvidia-hopper-h100", 1, {}), "no schedulable node is labelled k8s.amazonaws.com/accelerator=nvidia-hopper-h100"),
 ])
 def test_storage_and_capacity_problems_say_what_to_change(args, message):
-    problems, _facts = check_storage_and_capacity(*args, capacity=CAPACITY, checkpoint_bytes=15 * GI)
+    storage, gpu_type, gpus, policy = args
+    want = {"storage": storage, "gpu_type": gpu_type, "gpus": gpus, "policy": policy, "checkpoint_bytes": 15 * GI}
+    problems, _facts = check_storage_and_capacity(want, CAPACITY)
     assert any(message in p for p in problems), problems
 
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
-from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import Progress, classify_local, compare
+from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import classify_local, compare
 from tests.unit.plugins.module_utils.test_s3_and_agent import safetensors_bytes
 
 EXPECTED = {
@@ -98,14 +98,16 @@ def test_deep_detects_same_size_corruption_and_bad_headers():
     assert r["files"]["config.json"]["etag_match"] is True and not r["complete"]
 
 
-def test_progress_rate_eta_and_stall():
-    p = Progress(total=1000)
-    p.add(0, 0)
-    p.add(10, 200)
-    assert p.rate() == 20 and p.eta() == 40
-    p.add(20, 200)
-    p.add(45, 200)
-    assert p.stalled_for(45) == 35
+def test_download_rate_eta_and_stall_come_from_the_judge():
+    from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, judge_download
+
+    base = {"bytes_expected": 1000, "percent": 20.0, "complete": False, "files": 2, "temp_files": ["x.safetensors.abcdefgh"]}
+    samples = [[0, 0, "p"], [10, 200, "p"]]
+    cause, _summary, _ev, facts = judge_download(dict(base, bytes_present=200, pod_now=10, newest_mtime=10), samples, DEFAULT_LIMITS)
+    assert cause == "downloading" and facts["rate"] == 20 and facts["eta_seconds"] == 40
+    cause, summary, _ev, facts = judge_download(dict(base, bytes_present=200, pod_now=45, newest_mtime=10), samples,
+                                                dict(DEFAULT_LIMITS, stall_timeout=30))
+    assert cause == "download_stalled" and facts["idle_seconds"] == 35 and "no new bytes for 35s" in summary
 
 
 @pytest.mark.parametrize("status, text", [
@@ -195,5 +197,5 @@ def test_module_wait_fails_fast_on_stall(localhost, s3_server, checkpoint):
     (dst / "model-00002-of-00002.safetensors").unlink()
     res = verify(localhost, s3_server, bucket, dst, wait=True, wait_sleep=0.2, stall_timeout=1, wait_timeout=60)
     assert res["failed"] is True and res["failure"] == "stalled"
-    assert "Download stalled: no new bytes for" in res["msg"]
+    assert "Download stalled in path" in res["msg"] and "no new bytes for" in res["msg"]
     assert res["progress"]
