@@ -3,6 +3,28 @@
 
 from __future__ import annotations
 
+import os
+import weakref
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.vars import combine_vars
+
+from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, ModelEngineError
+from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import annotate, list_endpoints
+
+try:  # ansible-core >= 2.19 (data tagging): strings are templated only when trusted
+    from ansible.template import trust_as_template
+
+    HAS_DATA_TAGGING = True
+except ImportError:  # older cores template every string an inventory plugin sets, unless marked unsafe
+    HAS_DATA_TAGGING = False
+
+    def trust_as_template(value):
+        return value
+
 DOCUMENTATION = r"""
 name: endpoints
 short_description: The LLM endpoints of a model-engine environment as inventory hosts
@@ -198,28 +220,6 @@ groups:
 #   ansible-playbook -i inventories/dev playbooks/diagnose_endpoint.yml --limit failed
 """
 
-import os
-import weakref
-from collections.abc import Mapping
-
-from ansible.errors import AnsibleError, AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.vars import combine_vars
-
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, ModelEngineError
-from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import LLM_ENDPOINTS, annotate, list_endpoints
-
-try:  # ansible-core >= 2.19 (data tagging): strings are templated only when trusted
-    from ansible.template import trust_as_template
-
-    HAS_DATA_TAGGING = True
-except ImportError:  # older cores template every string an inventory plugin sets, unless marked unsafe
-    HAS_DATA_TAGGING = False
-
-    def trust_as_template(value):
-        return value
-
 NAME = "odp.model_engine.endpoints"
 CONFIG_SUFFIXES = (".model_engine.yml", ".model_engine.yaml")
 CONFIG_NAMES = ("model_engine.yml", "model_engine.yaml")
@@ -342,6 +342,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     """One host per LLM endpoint: the declarations of the environment and the gateway's list."""
 
     NAME = NAME
+    _parent = None
 
     def verify_file(self, path):
         if not super().verify_file(path):
@@ -465,9 +466,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             records = list_endpoints(client)
         except (ModelEngineError, ValueError) as e:
             raise AnsibleParserError(
-                "%s: cannot list the endpoints of the model-engine gateway at %s (GET %s as user %s): %s. The declared endpoints are "
-                "not added either; use include_live: false for the declarations only, or cache: true to serve a recent list"
-                % (NAME, url, LLM_ENDPOINTS, user_id, to_native(e)))
+                "%s: cannot list the endpoints of the model-engine gateway at %s for user %s: %s. No endpoint host was added; "
+                "set include_live: false to build them from the declarations only, or cache: true to serve a recent list"
+                % (NAME, url, user_id, to_native(e)))
         return owned_records(records, user_id)
 
     # ------------------------------------------------------------------ hosts and groups
@@ -484,13 +485,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._parent = self.inventory.add_group(self._sanitize_group_name(parent)) if parent else None
         for name in FIXED_GROUPS:
             self._group(name)
-        label_keys = self.get_option("label_groups")
         for name, declaration, live in endpoint_hosts(declarations, live_records):
-            self._add_endpoint(name, declaration, live, include_live, label_keys, inventory_vars)
+            self._add_endpoint(name, declaration, live, include_live, inventory_vars)
 
-    def _add_endpoint(self, name, declaration, live, include_live, label_keys, inventory_vars):
+    def _add_endpoint(self, name, declaration, live, include_live, inventory_vars):
         self.inventory.add_host(name)
-        for group in host_groups(declaration, live, include_live, label_keys):
+        for group in host_groups(declaration, live, include_live, self.get_option("label_groups")):
             self.inventory.add_child(self._group(group), name)
         hostvars = {
             "ansible_connection": "local",
