@@ -493,7 +493,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for group in host_groups(declaration, live, include_live, self.get_option("label_groups")):
             self.inventory.add_child(self._group(group), name)
         hostvars = {
-            "ansible_connection": "local",
+            "ansible_connection": trust_as_template("local"),  # a constant: shown as plain text by ansible-inventory --list
             "ansible_python_interpreter": trust_as_template("{{ ansible_playbook_python }}"),
             "model_engine_endpoint": declaration,
         }
