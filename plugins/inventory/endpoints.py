@@ -3,28 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import weakref
-from collections.abc import Mapping
-
-from ansible.errors import AnsibleError, AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.vars import combine_vars
-
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, ModelEngineError
-from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import annotate, list_endpoints
-
-try:  # ansible-core >= 2.19 (data tagging): strings are templated only when trusted
-    from ansible.template import trust_as_template
-
-    HAS_DATA_TAGGING = True
-except ImportError:  # older cores template every string an inventory plugin sets, unless marked unsafe
-    HAS_DATA_TAGGING = False
-
-    def trust_as_template(value):
-        return value
-
 DOCUMENTATION = r"""
 name: endpoints
 short_description: The LLM endpoints of a model-engine environment as inventory hosts
@@ -49,8 +27,8 @@ description:
     use for C(model_engine_user) works; an option set in the configuration file wins over them, the environment variable is the
     last fallback. The local inventory therefore needs no setting of its own: C(python -m tests.twin up)
     writes C(model_engine_url) and C(model_engine_user) into C(inventories/local/group_vars/all/twin.yml)."
-  - The connection options O(url) and O(user_id) may also be Jinja2 templates over those variables,
-    for example O(url=\"{{ model_engine_url }}\").
+  - 'The connection options O(url) and O(user_id) may also be Jinja2 templates over those variables,
+    for example C(url: "{{ model_engine_url }}").'
   - "Every host gets C(ansible_connection: local) and C(ansible_python_interpreter: \"{{ ansible_playbook_python }}\"):
     the tasks of an endpoint run on the controller (or the AWX execution environment) and talk to the
     gateway and the cluster over the network, as the C(model_engine) host of the static inventory does."
@@ -219,6 +197,28 @@ groups:
 #   ansible-playbook -i inventories/local playbooks/verify_endpoint.yml --limit test-endpoint-v1
 #   ansible-playbook -i inventories/dev playbooks/diagnose_endpoint.yml --limit failed
 """
+
+import os
+import weakref
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.vars import combine_vars
+
+from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, ModelEngineError
+from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import annotate, list_endpoints
+
+try:  # ansible-core >= 2.19 (data tagging): strings are templated only when trusted
+    from ansible.template import trust_as_template
+
+    HAS_DATA_TAGGING = True
+except ImportError:  # older cores template every string an inventory plugin sets, unless marked unsafe
+    HAS_DATA_TAGGING = False
+
+    def trust_as_template(value):
+        return value
 
 NAME = "odp.model_engine.endpoints"
 CONFIG_SUFFIXES = (".model_engine.yml", ".model_engine.yaml")
