@@ -364,6 +364,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     @staticmethod
     def _remember_failure(inventory, key, message):
+        for gone in [k for k, (ref, _msg) in _FAILED.items() if ref() is None]:
+            del _FAILED[gone]
         try:
             _FAILED[key] = (weakref.ref(getattr(inventory, "__wrapped__", inventory)), message)
         except TypeError:  # not weak-referenceable: do not remember
