@@ -20,6 +20,10 @@ for f in plugins/modules/*.py; do
   [ -e "$f" ] || continue
   check module "odp.model_engine.$(basename "$f" .py)"
 done
+for f in plugins/inventory/*.py; do
+  [ -e "$f" ] || continue
+  check inventory "odp.model_engine.$(basename "$f" .py)"
+done
 for f in plugins/filter/*.yml; do
   [ -e "$f" ] || continue
   check filter "odp.model_engine.$(basename "$f" .yml)"
