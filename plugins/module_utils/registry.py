@@ -87,7 +87,8 @@ def parse_challenge(header):
     """``Bearer realm="…",service="…",scope="repository:a/b:pull,push"`` -> ("bearer", {realm, service, scope})."""
     if not header:
         return None, {}
-    scheme, _, rest = header.strip().partition(" ")
+    parts = header.strip().split(" ", 1)
+    scheme, rest = parts[0], parts[1] if len(parts) > 1 else ""
     params = {}
     for m in _CHALLENGE_PARAM.finditer(rest):
         value = m.group(2) if m.group(2) is not None else m.group(3)
@@ -241,7 +242,7 @@ class RegistryClient(object):
         if self.username is not None:
             headers["Authorization"] = self._basic()
         self.token_requests += 1
-        status, _, body = self._open("GET", url, headers)
+        status, body = self._open("GET", url, headers)[::2]
         if status != 200:
             raise RegistryError("token service %s refused %s (HTTP %s): %s" % (
                 realm, "the credentials" if self.username is not None else "an anonymous request", status,
@@ -290,11 +291,11 @@ class RegistryClient(object):
 
     def manifest(self, repository, reference):
         """dict(exists, status, digest, media_type, message) for one manifest."""
-        status, hdrs, _ = self.request("HEAD", repository, reference)
+        status, hdrs = self.request("HEAD", repository, reference)[:2]
         if status == 200:
             digest = hdrs.get("Docker-Content-Digest")
             if not digest:  # some registries leave it out of HEAD: the digest of the manifest bytes is the same
-                _, hdrs, body = self.request("GET", repository, reference)
+                hdrs, body = self.request("GET", repository, reference)[1:]
                 digest = hdrs.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
             return {"exists": True, "status": 200, "digest": digest, "media_type": hdrs.get("Content-Type"),
                     "message": "found"}

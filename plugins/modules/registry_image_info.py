@@ -182,7 +182,7 @@ def main():
         registry_url=dict(type="str"),
         username=dict(type="str"),
         password=dict(type="str", no_log=True),
-        pull_secret=dict(type="str"),
+        pull_secret=dict(type="str", no_log=False),   # the Secret's name, not its content
         namespace=dict(type="str", default="llm-core"),
         validate_certs=dict(type="bool", default=True),
         ca_path=dict(type="path"),
