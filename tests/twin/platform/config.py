@@ -11,11 +11,14 @@ ME_TAG = "onprem20"
 MODEL_ENGINE_IMAGE = f"{REGISTRY}/{ME_REPO}:{ME_TAG}"
 
 # Images the twin's registry knows.  0.6.3-rc1 exists but its vLLM lacks Qwen3ForCausalLM (runbook);
-# onprem21 exists but crashes on start (a "broken" control-plane image).
+# onprem21 exists but crashes on start (a "broken" control-plane image); onprem22/onprem23 run a healthy control
+# plane whose endpoint builder writes broken endpoint pods (image_behaviour.py).
 DEFAULT_IMAGES = {
     f"{REGISTRY}/{ME_REPO}:onprem19",
     f"{REGISTRY}/{ME_REPO}:onprem20",
     f"{REGISTRY}/{ME_REPO}:onprem21",
+    f"{REGISTRY}/{ME_REPO}:onprem22",
+    f"{REGISTRY}/{ME_REPO}:onprem23",
     f"{REGISTRY}/{VLLM_REPO}:vllm-onprem",
     f"{REGISTRY}/{VLLM_REPO}:0.6.3-rc1",
     f"{REGISTRY}/{VLLM_REPO}:0.10.1",

@@ -81,6 +81,10 @@ def supported_architectures(image: str) -> list[str]:
     return archs
 
 
+def _gi(n: float) -> str:
+    return f"{int(n // 1024 ** 2)}Mi" if n < 1024 ** 3 else f"{int(n // 1024 ** 2) // 1024}Gi"
+
+
 class PodState:
     def __init__(self):
         self.vllm: VLLMServer | None = None
@@ -197,8 +201,8 @@ class EndpointPodRuntime(PodRuntime):
     async def storage_monitor(self, pod, handle, endpoint: str) -> str:
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == "main")
         limit_q = ((spec.get("resources") or {}).get("limits") or {}).get("ephemeral-storage")
-        if not limit_q:
-            await asyncio.Event().wait()
+        if not limit_q:   # nothing of its own bounds the container: only node-pressure eviction does
+            return await self.node_pressure_monitor(pod, handle, endpoint)
         limit = parse_mem(limit_q)
         root = handle.container_root("main")
         while True:
@@ -208,6 +212,24 @@ class EndpointPodRuntime(PodRuntime):
             used = await asyncio.to_thread(_disk_usage, root)
             if used * multiplier > limit:
                 return f"Pod ephemeral local storage usage exceeds the total limit of containers {limit_q}."
+
+    async def node_pressure_monitor(self, pod, handle, endpoint: str) -> str:
+        """The kubelet's hard eviction ``nodefs.available<10%``: the container's usage (x the storage_exceeded
+        multiplier) against the node's allocatable ephemeral storage; the message is the kubelet's."""
+        node = await asyncio.to_thread(self.kube.core.read_node, pod["spec"].get("nodeName") or "")
+        capacity = parse_mem((node.status.allocatable or {}).get("ephemeral-storage") or "0")
+        root = handle.container_root("main")
+        while capacity:
+            await asyncio.sleep(self.config.eviction_check_seconds)
+            fault = self.faults.get("storage_exceeded", endpoint)
+            used = await asyncio.to_thread(_disk_usage, root) * (
+                float(fault.get("declared_size_multiplier", 1e6)) if fault is not None else 1.0)
+            if capacity - used < capacity * 0.1:
+                return (f"The node was low on resource: ephemeral-storage. Threshold quantity: {_gi(capacity * 0.1)}, "
+                        f"available: {_gi(max(capacity - used, 0))}. Container main was using {_gi(used)}, request is 0, "
+                        "has larger consumption of ephemeral-storage. ")
+        await asyncio.Event().wait()
+        return ""
 
     async def _stop_vllm(self, state: PodState) -> None:
         if state.vllm:

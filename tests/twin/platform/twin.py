@@ -24,7 +24,7 @@ from .config import LATEST_TAGS, MODEL_ENGINE_IMAGE, RECOMMENDED_HARDWARE, Servi
 from .faults import Faults
 from .kube import Kube
 from .podsim import ControlPlaneRuntime, EndpointPodRuntime
-from .registry import Registry
+from .registry import PULL_PASSWORD, PULL_SECRET_NAME, PULL_USER, TOKEN_SERVICE, Registry, RegistryServer, pull_secret
 from .s3 import S3Server
 from .seed import DEFAULT_BUCKET, SeedConfig, seed
 from .service import HARDWARE_CM, LATEST_CM, ModelEngine
@@ -53,6 +53,7 @@ def default_nodes() -> list[dict]:
 @dataclass
 class TwinOptions:
     s3: str = "moto"
+    registry_auth: str = "token"      # "token" (Bearer flow, like Harbor), "htpasswd" (basic) or "none"
     nodes: list = field(default_factory=default_nodes)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     seed: SeedConfig = field(default_factory=SeedConfig)
@@ -72,6 +73,7 @@ class Twin:
         self.registry = Registry()
         self.faults = Faults()
         self.s3: S3Server | None = None
+        self.registry_server: RegistryServer | None = None
         self.emulator = None
         self.pod_runtime = None
         self.kube: Kube | None = None
@@ -99,7 +101,8 @@ class Twin:
         for p in pods:
             conds = {c["type"]: c["status"] for c in (p.get("status") or {}).get("conditions") or []}
             image = p["spec"]["containers"][0]["image"]
-            if (conds.get("Ready") == "True" and self.registry.exists(image) and not self.registry.is_broken(image)
+            # Ready means the kubelet pulled the image; a tag deleted later does not stop a running pod.
+            if (conds.get("Ready") == "True" and not self.registry.is_broken(image)
                     and not (p.get("metadata") or {}).get("deletionTimestamp")):
                 return True
         return False
@@ -132,6 +135,9 @@ class Twin:
         self.config.s3_endpoint_url = self.s3.endpoint_url
         self.manifest = await asyncio.to_thread(seed, self.s3.client(), self.options.bucket, self.options.seed)
         (self.state_dir / "s3-manifest.json").write_text(json.dumps(self.manifest, indent=1, sort_keys=True))
+        self.registry_server = RegistryServer(self.state_dir / "registry", auth=self.options.registry_auth)
+        await asyncio.to_thread(self.registry_server.start)
+        await asyncio.to_thread(self.registry.attach, self.registry_server)
 
         self.emulator = Emulator(self.state_dir / "k8s", host="127.0.0.1", port=self.options.k8s_port,
                                  nodes=list(self.options.nodes))
@@ -201,6 +207,7 @@ class Twin:
             await k.apply("Secret", target, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {
                 "name": self.config.s3_credentials_secret, "namespace": target, "labels": labels},
                 "data": {kk: base64.b64encode(v.encode()).decode() for kk, v in secret.items()}})
+            await k.apply("Secret", target, pull_secret(target))   # the cluster's registry pull credentials
         for app, cmd, port in (("model-engine", ["python", "-m", "model_engine_server.entrypoints."
                                                  "start_fastapi_server", "--port", "5000", "--num-workers", "4"], 5000),
                                ("model-engine-endpoint-builder", ["celery", "--app=model_engine_server.service_builder",
@@ -238,14 +245,25 @@ class Twin:
             "kubernetes_url": self.emulator.url if self.emulator else None,
             "ports": {"model_engine": int(self.api_url.rsplit(":", 1)[1]) if self.api_url else None,
                       "kubernetes": self.emulator.port if self.emulator else None,
-                      "s3": self.s3.port},
+                      "s3": self.s3.port,
+                      "registry": self.registry_server.port if self.registry_server else None},
             "kubeconfig": str(self.emulator.kubeconfig_path) if self.emulator else None,
             "s3": {"kind": self.options.s3, "endpoint_url": self.s3.endpoint_url, "pid": self.s3.pid,
                    "bucket": self.options.bucket, "access_key": self.s3.access_key,
                    "secret_key": self.s3.secret_key, "region": self.s3.region},
+            "registry": self._registry_info(),
             "namespace": self.config.gateway_namespace,
             "endpoint_namespace": self.config.endpoint_namespace,
         }
+
+    def _registry_info(self) -> dict | None:
+        srv = self.registry_server
+        if srv is None:
+            return None
+        return {"url": srv.url, "pid": srv.pid, "auth": srv.auth, "token_realm": srv.realm,
+                "token_service": TOKEN_SERVICE if srv.auth == "token" else None,
+                "serves_host": "registry.odp.om", "pull_secret": PULL_SECRET_NAME,
+                "username": PULL_USER, "password": PULL_PASSWORD}
 
     def health_turned_200_at(self, endpoint_name: str) -> float | None:
         """time.time() when the endpoint's simulated vLLM last started answering /health with 200."""
@@ -279,7 +297,9 @@ class Twin:
             f"s3_bucket: {self.options.bucket}\n"
             f"s3_access_key: {self.s3.access_key}\n"
             f"s3_secret_key: {self.s3.secret_key}\n"
-            f"s3_region: {self.s3.region}\n")
+            f"s3_region: {self.s3.region}\n"
+            f"model_engine_registry_url: {json.dumps(self.registry_server.url)}\n"
+            f"model_engine_registry_pull_secret: {PULL_SECRET_NAME}\n")
 
     async def astop(self) -> None:
         if self.builder:
@@ -300,6 +320,8 @@ class Twin:
             self.kube.close()
         if self.s3:
             await asyncio.to_thread(self.s3.stop)
+        if self.registry_server:
+            await asyncio.to_thread(self.registry_server.stop)
 
     # ---- thread wrapper --------------------------------------------------------------------------------------
     def start(self, timeout: float = 60) -> Twin:
