@@ -27,6 +27,8 @@ from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlspl
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError
+
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
@@ -43,13 +45,17 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 
 
-class RegistryError(Exception):
+class RegistryError(OdpError):
     """The registry (or its token service, or the pull Secret) could not answer; the message says why."""
 
     def __init__(self, message, status=None, url=None):
         super(RegistryError, self).__init__(message)
         self.status = status
         self.url = url
+
+
+class MissingImages(OdpError):
+    """Images the registry does not have (``fail_on_missing``); the result lists each with the registry's answer."""
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -193,15 +199,16 @@ def pull_secret_credentials(params, name, namespace, hosts):
 class RegistryClient(object):
     """One registry; tokens are kept per (realm, service, scope) for the client's life."""
 
-    def __init__(self, base_url, username=None, password=None, validate_certs=True, ca_path=None, timeout=30):
+    def __init__(self, base_url, username=None, password=None, **tls):
+        """``tls``: ``validate_certs`` (true), ``ca_path``, ``timeout`` (30 s)."""
         if not base_url or not (base_url.startswith("http://") or base_url.startswith("https://")):
             raise RegistryError("registry URL %r must start with http:// or https://" % (base_url,))
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.password = password
-        self.validate_certs = validate_certs
-        self.ca_path = ca_path
-        self.timeout = timeout
+        self.validate_certs = tls.get("validate_certs", True)
+        self.ca_path = tls.get("ca_path")
+        self.timeout = tls.get("timeout", 30)
         self._tokens = {}
         self._authorization_of = {}   # repository -> the Authorization header that worked last
         self.token_requests = 0
@@ -364,3 +371,14 @@ def missing_message(missing):
         return "every image exists in its registry"
     return "%d image(s) not in the registry: %s" % (len(missing), "; ".join(
         "%s (%s at %s)" % (r["image"], r["message"], r["registry"]) for r in missing))
+
+
+def run(module):
+    """registry_image_info: every image's answer; fails naming the missing ones when ``fail_on_missing``."""
+    if module.params["pull_secret"]:
+        module.require("kubernetes")
+    result = image_info(module.params, module.no_log_values)
+    if module.params["fail_on_missing"] and result["missing"]:
+        message = result.pop("message")
+        raise MissingImages(message, **result)
+    return dict(result, changed=False)

@@ -170,9 +170,8 @@ message:
 """
 
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
-from ansible_collections.odp.model_engine.plugins.module_utils.registry import RegistryError, image_info
+from ansible_collections.odp.model_engine.plugins.module_utils.registry import run
 
 
 def main():
@@ -191,15 +190,7 @@ def main():
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, required_together=[("username", "password")],
                                mutually_exclusive=[("username", "pull_secret")])
-    if module.params["pull_secret"]:
-        module.require("kubernetes")
-    try:
-        result = image_info(module.params, module.no_log_values)
-    except (RegistryError, KubeError) as e:
-        module.fail_json(msg=str(e), changed=False)
-    if module.params["fail_on_missing"] and result["missing"]:
-        module.fail_json(changed=False, msg=result.pop("message"), **result)
-    module.exit_json(changed=False, **result)
+    module.run(run)
 
 
 if __name__ == "__main__":
