@@ -1,6 +1,6 @@
 """One command for the whole local platform twin.
 
-    python -m tests.twin up [--state DIR] [--s3 moto|seaweedfs] [--detach]
+    python -m tests.twin up [--state DIR] [--s3 moto|seaweedfs] [--download-form awscli|s5cmd] [--detach]
     python -m tests.twin status [--state DIR]
     python -m tests.twin down [--state DIR]
 
@@ -77,7 +77,8 @@ def cmd_up(args) -> int:
     if args.detach:
         log = open(state / "twin.log", "ab")
         child = subprocess.Popen([sys.executable, "-m", "tests.twin", "up", "--state", str(state), "--s3", args.s3]
-                                 + (["--download-rate", str(args.download_rate)] if args.download_rate else []),
+                                 + (["--download-rate", str(args.download_rate)] if args.download_rate else [])
+                                 + ["--download-form", args.download_form],
                                  cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True)
         deadline = time.monotonic() + args.timeout
@@ -94,10 +95,10 @@ def cmd_up(args) -> int:
         print("twin did not become ready in time", file=sys.stderr)
         os.killpg(child.pid, signal.SIGTERM)
         return 1
-    return asyncio.run(_serve(state, args.s3, args.download_rate))
+    return asyncio.run(_serve(state, args.s3, args.download_rate, args.download_form))
 
 
-async def _serve(state: Path, s3: str, download_rate: float | None = None) -> int:
+async def _serve(state: Path, s3: str, download_rate: float | None = None, download_form: str = "awscli") -> int:
     from tests.twin.platform.twin import Twin, TwinOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -105,6 +106,7 @@ async def _serve(state: Path, s3: str, download_rate: float | None = None) -> in
     options = TwinOptions(s3=s3, inventory_dir=inventory)
     if download_rate:
         options.service.download_rate = float(download_rate)
+    options.service.set_download_form(download_form)
     twin = Twin(state, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,6 +194,9 @@ def main(argv=None) -> int:
     up.add_argument("--timeout", type=float, default=90)
     up.add_argument("--download-rate", type=float, default=None,
                     help="bytes per second the simulated pods download at (default 8 MiB/s); the demo uses a slow one")
+    up.add_argument("--download-form", choices=["awscli", "s5cmd"], default="awscli",
+                    help="the endpoint pods' download step: the on-prem image's awscli + wait guard (default), or "
+                         "upstream's s5cmd; written into twin.json")
     down = sub.add_parser("down", help="stop a running twin by PID")
     down.add_argument("--state", default=str(DEFAULT_STATE))
     down.add_argument("--timeout", type=float, default=30)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import objects
 from . import resources as R
+from .addons import AddOnControllers
 from .errors import ApiError
 from .selectors import labels_match, selector_from_label_selector
 from .store import random_suffix
@@ -164,11 +165,12 @@ class ControllerManager:
         self._sched_sig: dict[str, str] = {}
         self.store.add_listener(self._on_event)
         self.errors: list[str] = []
+        self.addons = AddOnControllers(self)
 
     _KEYS = {R.POD.key, R.REPLICASET.key, R.DEPLOYMENT.key, R.NODE.key, R.NAMESPACE.key, R.SERVICE.key}
 
     def _on_event(self, ev) -> None:
-        if ev.key in self._KEYS:
+        if ev.key in self._KEYS or ev.key in AddOnControllers.KEYS:
             self._wake.set()
 
     def wake(self) -> None:
@@ -207,6 +209,7 @@ class ControllerManager:
             self.sync_replicaset(rs)
         self.schedule()
         self.sync_endpoints()
+        self.addons.reconcile()
 
     # -- small writers -------------------------------------------------------------------------------------------------
     def _update(self, rt, obj: dict, sub: str = "", manager: str = "kube-controller-manager") -> dict | None:

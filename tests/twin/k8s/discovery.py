@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 import time
 
 from . import resources as R
@@ -180,8 +182,57 @@ def _selector_text(sel) -> str:
     return format_label_selector(sel) or "<none>"
 
 
+_JP_TOKEN = re.compile(r"""\.([A-Za-z0-9_-]+)|\[(\d+|\*)\]|\[\?\(@\.([A-Za-z0-9_]+)==['"]([^'"]*)['"]\)\]""")
+
+
+def jsonpath(obj, path: str) -> list:
+    """The results of the simple JSONPath of a CRD printer column (fields, [n], [*], [?(@.k=='v')])."""
+    cur = [obj]
+    pos = 0
+    while pos < len(path):
+        m = _JP_TOKEN.match(path, pos)
+        if not m:
+            return []
+        pos = m.end()
+        field, index, fkey, fval = m.groups()
+        nxt = []
+        for c in cur:
+            if field is not None and isinstance(c, dict) and field in c:
+                nxt.append(c[field])
+            elif index == "*" and isinstance(c, list):
+                nxt.extend(c)
+            elif index is not None and index != "*" and isinstance(c, list) and int(index) < len(c):
+                nxt.append(c[int(index)])
+            elif fkey is not None and isinstance(c, list):
+                nxt.extend(x for x in c if isinstance(x, dict) and str(x.get(fkey)) == fval)
+        cur = nxt
+    return cur
+
+
+def custom_cells(rt: ResourceType, o: dict) -> list:
+    """Cells as apiextensions-apiserver's table convertor computes them: nil when the path finds nothing, strings
+    printed (several results joined by a space), dates as a human duration."""
+    cells: list = [(o.get("metadata") or {}).get("name")]
+    for _name, typ, path in rt.printer_columns or (("Age", "date", ".metadata.creationTimestamp"),):
+        found = jsonpath(o, path)
+        if not found:
+            cells.append(None)
+        elif typ == "date":
+            ts = parse_time(found[0]) if isinstance(found[0], str) else 0
+            cells.append(human_duration(time.time() - ts) if ts else "<invalid>")
+        elif typ == "integer":
+            cells.append(found[0] if isinstance(found[0], int) else None)
+        else:
+            cells.append(" ".join(x if isinstance(x, str) else json.dumps(x, separators=(",", ":")) for x in found))
+    return cells
+
+
 def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta: dict) -> dict:
     kind = rt.kind
+    if rt.custom:
+        columns = rt.printer_columns or (("Age", "date", ".metadata.creationTimestamp"),)
+        cols = [_col("Name", fmt="name")] + [_col(n, t) for n, t, _p in columns]
+        return _table(cols, [(custom_cells(rt, o), o) for o in objs], include_object, list_meta)
     cols = [_col("Name", fmt="name")]
     rows_cells = []
     for o in objs:
@@ -277,6 +328,10 @@ def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta
         cols += [_col("Min Available"), _col("Max Unavailable"), _col("Allowed Disruptions", "integer"), _col("Age")]
     else:
         cols += [_col("Created At", "date")]
+    return _table(cols, rows_cells, include_object, list_meta)
+
+
+def _table(cols: list, rows_cells: list, include_object: str, list_meta: dict) -> dict:
     rows = []
     for cells, o in rows_cells:
         row: dict = {"cells": cells}

@@ -130,6 +130,9 @@ class Emulator:
                                       "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443,
                                                                                     "targetPort": 6443}]}},
                           "default", manager="kube-apiserver")
+        for rt in R.RESOURCES:   # the add-ons' CRDs are installed, as on the cluster the chart targets
+            if rt.custom:
+                self.store.create(R.CRD, crd_object(rt), None, manager="kube-apiserver", keep_status=True)
         for n in self._initial_nodes:
             self.add_node(n["name"], labels=n.get("labels"), allocatable=n.get("allocatable"), taints=n.get("taints"),
                           capacity=n.get("capacity"), unschedulable=n.get("unschedulable", False), ready=n.get("ready", True))
@@ -209,4 +212,27 @@ class Emulator:
         self._event_index[key] = (ns, name)
 
 
-__all__ = ["Emulator"]
+def crd_object(rt) -> dict:
+    """The CustomResourceDefinition that makes the API server serve ``rt`` (Established, names accepted)."""
+    now = objects.now_iso()
+    names = {"kind": rt.kind, "listKind": rt.list_kind, "plural": rt.plural, "singular": rt.singular_name}
+    if rt.short_names:
+        names["shortNames"] = list(rt.short_names)
+    version = {"name": rt.version, "served": True, "storage": True,
+               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    if rt.printer_columns:
+        version["additionalPrinterColumns"] = [{"name": n, "type": t, "jsonPath": p} for n, t, p in rt.printer_columns]
+    if "status" in rt.subresources:
+        version["subresources"] = {"status": {}}
+    cond = [{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found",
+             "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+             "message": "the initial names have been accepted", "lastTransitionTime": now}]
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{rt.plural}.{rt.group}"},
+            "spec": {"group": rt.group, "names": names, "scope": "Namespaced" if rt.namespaced else "Cluster",
+                     "versions": [version], "conversion": {"strategy": "None"}},
+            "status": {"acceptedNames": names, "conditions": cond, "storedVersions": [rt.version]}}
+
+
+__all__ = ["Emulator", "crd_object"]

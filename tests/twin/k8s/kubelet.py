@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("tests.twin.k8s")
 
 STATES = ("waiting", "running", "terminated")
+# The volume manager: its desired-state populator picks a new pod up on its next 100 ms loop; a failed
+# MountVolume.SetUp is retried with exponential back-off (real: 500 ms doubling up to 2m2s; compressed here).
+MOUNT_POPULATOR_DELAY = 0.1
+MOUNT_BACKOFF_INITIAL = 0.25
+MOUNT_BACKOFF_MAX = 2.0
 
 
 def _ts() -> str:
@@ -74,6 +79,7 @@ class KubeletPodHandle(PodHandle):
         self._last_pod = pod
         self.pod_ip = kubelet.emu.store.allocate_pod_ip()
         self.start_time = objects.now_iso()
+        self.sandbox_ready = False   # PodReadyToStartContainers: volumes mounted, sandbox created
         self._lock = asyncio.Lock()
 
     # -- contract ------------------------------------------------------------------------------------------------------
@@ -234,7 +240,7 @@ class KubeletPodHandle(PodHandle):
         else:
             ready_status, ready_reason = ("True", None) if not unready else ("False", "ContainersNotReady")
         unready_msg = f"containers with unready status: [{' '.join(unready)}]" if ready_reason == "ContainersNotReady" else None
-        conds = [("PodReadyToStartContainers", "True", None, None),
+        conds = [("PodReadyToStartContainers", "True" if self.sandbox_ready else "False", None, None),
                  ("Initialized", "True" if initialized else "False", None if initialized else "ContainersNotInitialized",
                   None if initialized else "containers with incomplete status: [" + " ".join(
                       c.name for c in self.init if (c.state.get("terminated") or {}).get("exitCode", 1) != 0) + "]"),
@@ -379,9 +385,58 @@ class Kubelet:
             await h.set_container_state(c["name"], "waiting", reason="PodInitializing" if h.init and not h._cs(c["name"]).init
                                         else "ContainerCreating")
 
+    def volume_errors(self, pod: dict) -> list[tuple[str, str]]:
+        """(volume, error) for each configMap/secret volume (or projected source) that cannot be set up: the object is
+        missing and not ``optional``, or an ``items`` key is not in it.  Texts as pkg/volume/{configmap,secret}."""
+        ns = pod["metadata"]["namespace"]
+        out = []
+        for v in (pod.get("spec") or {}).get("volumes") or []:
+            sources = []
+            if isinstance(v.get("configMap"), dict):
+                sources.append(("configmap", v["configMap"].get("name"), v["configMap"]))
+            if isinstance(v.get("secret"), dict):
+                sources.append(("secret", v["secret"].get("secretName"), v["secret"]))
+            for src in ((v.get("projected") or {}).get("sources") or []):
+                if isinstance(src.get("configMap"), dict):
+                    sources.append(("configmap", src["configMap"].get("name"), src["configMap"]))
+                if isinstance(src.get("secret"), dict):
+                    sources.append(("secret", src["secret"].get("name"), src["secret"]))
+            for kind, name, src in sources:
+                rt = R.CONFIGMAP if kind == "configmap" else R.SECRET
+                obj = self.emu.store.get_raw(rt.key, ns, name or "")
+                if obj is None:
+                    if not src.get("optional"):
+                        out.append((v.get("name", ""), f'{kind} "{name}" not found'))
+                    continue
+                keys = set(obj.get("data") or {}) | set(obj.get("binaryData") or {})
+                for item in src.get("items") or []:
+                    if item.get("key") not in keys and not src.get("optional"):
+                        what = "configmap references non-existent config key" if kind == "configmap" \
+                            else "references non-existent secret key"
+                        out.append((v.get("name", ""), f"{what}: {item.get('key')}"))
+                        break
+        return out
+
+    async def _mount_volumes(self, h: KubeletPodHandle) -> None:
+        """WaitForAttachAndMount: the pod stays Pending/ContainerCreating (no image pull yet) and gets a Warning
+        FailedMount event per failed attempt until every volume can be set up."""
+        await asyncio.sleep(MOUNT_POPULATOR_DELAY)
+        delay = MOUNT_BACKOFF_INITIAL
+        while True:
+            errors = self.volume_errors(h.pod)
+            if not errors:
+                break
+            for vol, err in errors:
+                await h.event("FailedMount", f'MountVolume.SetUp failed for volume "{vol}" : {err}', "Warning")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MOUNT_BACKOFF_MAX)
+        h.sandbox_ready = True
+        await self.write_status(h)
+
     async def _run_pod(self, h: KubeletPodHandle) -> None:
         try:
             await self.write_status(h)
+            await self._mount_volumes(h)
             await self._pull(h, h.pod)
             pod = h.pod
             runtime = next((rt for rt in self.emu.runtimes if _safe_handles(rt, pod)), self.default_runtime)

@@ -352,8 +352,54 @@ def validate(rt: ResourceType, obj: dict, old: dict | None = None) -> None:
                 causes.append(("FieldValueInvalid", f"spec.ports[{i}].port", f"Invalid value: {port}: must be between 1 and 65535, inclusive"))
         if not spec.get("ports") and spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None":
             causes.append(("FieldValueRequired", "spec.ports", "Required value"))
+    elif rt.custom:
+        causes += custom_resource_causes(rt.kind, obj)
     if causes:
         raise invalid(rt, name, causes)
+
+
+# The parts of the installed CRDs' openAPIV3Schema the twin checks: required fields (only below a present parent, as
+# a structural schema does) and enums.  kubernetes/autoscaler vpa-v1-crd-gen.yaml, kedacore/keda keda.sh_scaledobjects.yaml.
+_CR_REQUIRED = {
+    "VerticalPodAutoscaler": [("", "spec"), ("spec", "targetRef"), ("spec.targetRef", "kind"), ("spec.targetRef", "name")],
+    "ScaledObject": [("", "spec"), ("spec", "scaleTargetRef"), ("spec", "triggers"), ("spec.scaleTargetRef", "name"),
+                     ("spec.fallback", "failureThreshold"), ("spec.fallback", "replicas")],
+}
+_CR_ITEMS_REQUIRED = {"ScaledObject": [("spec.triggers", ["metadata", "type"])]}
+_CR_ENUMS = {"VerticalPodAutoscaler": [("spec.updatePolicy.updateMode", ["Off", "Initial", "Recreate", "Auto",
+                                                                          "InPlaceOrRecreate"])]}
+
+
+def _at(obj, dotted: str):
+    cur = obj
+    for part in [p for p in dotted.split(".") if p]:
+        if not isinstance(cur, dict) or part not in cur:
+            return _ABSENT
+        cur = cur[part]
+    return cur
+
+
+_ABSENT = object()
+
+
+def custom_resource_causes(kind: str, obj: dict) -> list[tuple[str, str, str]]:
+    causes = []
+    for parent, fld in _CR_REQUIRED.get(kind, []):
+        holder = _at(obj, parent)
+        if isinstance(holder, dict) and holder.get(fld) is None:
+            causes.append(("FieldValueRequired", f"{parent}.{fld}" if parent else fld, "Required value"))
+    for path, fields in _CR_ITEMS_REQUIRED.get(kind, []):
+        items = _at(obj, path)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            for fld in fields:
+                if not isinstance(item, dict) or item.get(fld) is None:
+                    causes.append(("FieldValueRequired", f"{path}[{i}].{fld}", "Required value"))
+    for path, allowed in _CR_ENUMS.get(kind, []):
+        v = _at(obj, path)
+        if v is not _ABSENT and v not in allowed:
+            shown = ", ".join(f'"{a}"' for a in allowed)
+            causes.append(("FieldValueNotSupported", path, f'Unsupported value: "{v}": supported values: {shown}'))
+    return causes
 
 
 def _go_selector(sel: dict) -> str:

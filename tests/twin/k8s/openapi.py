@@ -164,10 +164,20 @@ def _definitions() -> dict:
 
 
 # kind -> (definition name, extra top-level properties)
-def _kind_props(rt: ResourceType) -> tuple[str, dict]:
+def definition_name(rt: ResourceType) -> str:
+    """Upstream's definition names: io.k8s.api.<pkg>.<v>.<Kind> for built-ins; a CRD's reversed group for CRs
+    (autoscaling.k8s.io -> io.k8s.autoscaling.v1.VerticalPodAutoscaler, keda.sh -> sh.keda.v1alpha1.ScaledObject)."""
+    if rt.custom:
+        return ".".join(reversed(rt.group.split("."))) + f".{rt.version}.{rt.kind}"
+    if rt.group == "apiextensions.k8s.io":
+        return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{rt.version}.{rt.kind}"
     group_pkg = {"": "core", "apps": "apps", "autoscaling": "autoscaling", "policy": "policy",
                  "events.k8s.io": "events"}[rt.group]
-    name = f"io.k8s.api.{group_pkg}.{rt.version}.{rt.kind}"
+    return f"io.k8s.api.{group_pkg}.{rt.version}.{rt.kind}"
+
+
+def _kind_props(rt: ResourceType) -> tuple[str, dict]:
+    name = definition_name(rt)
     status = OPEN
     spec: dict = OPEN
     extra: dict = {}

@@ -22,6 +22,11 @@ class ResourceType:
     # events.k8s.io/v1 Event shares storage with core/v1 Event
     storage: str | None = None
     singular: str = field(default="")
+    # A kind an installed CustomResourceDefinition serves (VPA, KEDA): no strategic merge patch, the deleted object is
+    # returned on DELETE, a CustomResourceDefinition object describes it, and ``kubectl get`` prints ``printer_columns``
+    # (name, type, JSONPath) like the CRD's additionalPrinterColumns (default: Age).
+    custom: bool = False
+    printer_columns: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -58,6 +63,32 @@ def _r(group, version, kind, plural, namespaced, short=(), sub=(), verbs=ALL_VER
     return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(sub), tuple(verbs), tuple(cats), storage)
 
 
+def _crd(group, version, kind, plural, namespaced, short=(), sub=("status",), columns=()):
+    return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(sub), custom=True,
+                        printer_columns=tuple(columns))
+
+
+AGE_COLUMN = ("Age", "date", ".metadata.creationTimestamp")
+# kubernetes/autoscaler vertical-pod-autoscaler/deploy/vpa-v1-crd-gen.yaml (additionalPrinterColumns of v1)
+VPA_COLUMNS = (("Mode", "string", ".spec.updatePolicy.updateMode"),
+               ("CPU", "string", ".status.recommendation.containerRecommendations[0].target.cpu"),
+               ("Mem", "string", ".status.recommendation.containerRecommendations[0].target.memory"),
+               ("Provided", "string", ".status.conditions[?(@.type=='RecommendationProvided')].status"),
+               AGE_COLUMN)
+# kedacore/keda apis/keda/v1alpha1/scaledobject_types.go (+kubebuilder:printcolumn markers)
+SCALEDOBJECT_COLUMNS = (("ScaleTargetKind", "string", ".status.scaleTargetKind"),
+                        ("ScaleTargetName", "string", ".spec.scaleTargetRef.name"),
+                        ("Min", "integer", ".spec.minReplicaCount"),
+                        ("Max", "integer", ".spec.maxReplicaCount"),
+                        ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+                        ("Active", "string", '.status.conditions[?(@.type=="Active")].status'),
+                        ("Fallback", "string", '.status.conditions[?(@.type=="Fallback")].status'),
+                        ("Paused", "string", '.status.conditions[?(@.type=="Paused")].status'),
+                        ("Triggers", "string", ".status.triggersTypes"),
+                        ("Authentications", "string", ".status.authenticationsTypes"),
+                        AGE_COLUMN)
+
+
 RESOURCES: list[ResourceType] = [
     _r("", "v1", "Namespace", "namespaces", False, ["ns"], ["status", "finalize"],
        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
@@ -76,6 +107,12 @@ RESOURCES: list[ResourceType] = [
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ["hpa"], ["status"], cats=["all"]),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], ["status"]),
     _r("events.k8s.io", "v1", "Event", "events", True, ["ev"], verbs=READ_VERBS, storage="/events"),
+    # The CRDs of the cluster's add-ons are installed (read-only objects; see README "Known differences").
+    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ["crd", "crds"],
+       ["status"], verbs=READ_VERBS, cats=["api-extensions"]),
+    # Custom resources the model-engine builder writes: the VPA add-on and KEDA.
+    _crd("autoscaling.k8s.io", "v1", "VerticalPodAutoscaler", "verticalpodautoscalers", True, ["vpa"], columns=VPA_COLUMNS),
+    _crd("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", True, ["so"], columns=SCALEDOBJECT_COLUMNS),
 ]
 
 # group -> preferred version (first listed wins)
@@ -123,3 +160,8 @@ SERVICEACCOUNT = find("", "v1", "serviceaccounts")
 DEPLOYMENT = find("apps", "v1", "deployments")
 REPLICASET = find("apps", "v1", "replicasets")
 ENDPOINTS = find("", "v1", "endpoints")
+PDB = find("policy", "v1", "poddisruptionbudgets")
+HPA = find("autoscaling", "v2", "horizontalpodautoscalers")
+CRD = find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+VPA = find("autoscaling.k8s.io", "v1", "verticalpodautoscalers")
+SCALEDOBJECT = find("keda.sh", "v1alpha1", "scaledobjects")

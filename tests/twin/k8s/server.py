@@ -447,8 +447,13 @@ class ApiServer:
                 if not isinstance(patch, dict):
                     raise PatchError("merge patch must be a JSON object")
                 new = merge_patch(current, patch)
-            elif ct == "application/strategic-merge-patch+json":
+            elif ct == "application/strategic-merge-patch+json" and not rt.custom:
                 new = strategic_merge_patch(current, patch, rt.kind)
+            elif ct == "application/strategic-merge-patch+json":
+                # custom resources have no Go types to merge by (apiextensions-apiserver)
+                raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
+                                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                               "UnsupportedMediaType")
             else:
                 raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
                                     "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
@@ -497,7 +502,7 @@ class ApiServer:
         dry = self._dry_run(request, opts)
         obj = self.store.delete(rt, route.namespace, route.name, propagation=opts.get("propagationPolicy"), dry_run=dry,
                                 preconditions=opts.get("preconditions"))
-        if rt.kind in ("Pod", "Namespace"):
+        if rt.kind in ("Pod", "Namespace") or rt.custom:   # the CR registry returns the deleted object
             return json_response(self._render(rt, obj))
         details = {"name": route.name, "kind": rt.plural, "uid": obj["metadata"]["uid"]}
         if rt.group:

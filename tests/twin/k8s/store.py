@@ -239,7 +239,7 @@ class Store:
                     break
         for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation", "selfLink", "managedFields"):
             meta.pop(k, None)
-        if rt.kind in STATUS_RESET_ON_CREATE and not keep_status:
+        if _resets_status(rt) and not keep_status:
             st = objects.initial_status(rt, obj)
             if st is None:
                 obj.pop("status", None)
@@ -255,7 +255,7 @@ class Store:
             raise already_exists(rt, name)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = objects.now_iso()
-        if rt.kind in GENERATION_KINDS:
+        if rt.kind in GENERATION_KINDS or rt.custom:
             meta["generation"] = 1
         managed: dict = {}
         self._record_update(managed, rt, None, obj, manager, "")
@@ -293,7 +293,7 @@ class Store:
         rv = meta.get("resourceVersion")
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise conflict(rt, name)
-        has_status = "status" in rt.subresources or rt.kind in STATUS_RESET_ON_CREATE
+        has_status = "status" in rt.subresources or _resets_status(rt)
         if subresource == "status":
             result = copy.deepcopy(old)
             if "status" in new:
@@ -476,6 +476,11 @@ class Store:
         obj = self.update(rt, merged, ns, name, subresource=subresource, dry_run=dry_run, manager=manager,
                           managed_override=managed)
         return obj, False
+
+
+def _resets_status(rt: ResourceType) -> bool:
+    """Kinds whose create ignores a sent status (built-ins with a status, CRs with the status subresource)."""
+    return rt.kind in STATUS_RESET_ON_CREATE or (rt.custom and "status" in rt.subresources)
 
 
 def _for_paths(obj: dict | None, sub: str) -> dict:

@@ -61,6 +61,12 @@ LATEST_TAGS = {
 }
 
 S3_SECRET_NAME = "model-engine-s3-credentials"
+AWS_CONFIG_MAP = "default-config"                # chart `aws.configMap.name` / `serviceTemplate.awsConfigMapName`
+SERVICE_CONFIG_MAP = "model-engine-service-config"   # `<fullname>-service-config`, copied into the endpoint namespace
+
+# The main container's download step: (tool, the runbook's wait guard).  "awscli" is the onprem20 image the runbook
+# describes (the twin's default); "s5cmd" is upstream's `_create_vllm_bundle_command`.
+DOWNLOAD_FORMS = {"awscli": ("awscli", True), "s5cmd": ("s5cmd", False)}
 
 
 @dataclass
@@ -73,11 +79,21 @@ class ServiceConfig:
     context: str = "onprem"                       # chart `context` -> label env
     node_selector: dict = field(default_factory=lambda: {"node-lifecycle": "normal"})
     prometheus_server_address: str | None = None  # min_workers 0 allowed only when set
-    # Download step of the main command, like the chart's service template / onprem build:
-    download_tool: str = "s5cmd"                  # "s5cmd" (upstream) or "awscli" (runbook)
-    wait_guard: bool = False                      # runbook's while-loop guard (awscli form only)
+    # Download step of the main command: the on-prem image's form by default (see DOWNLOAD_FORMS)
+    download_tool: str = "awscli"                 # "awscli" (runbook, onprem20) or "s5cmd" (upstream)
+    wait_guard: bool = True                       # runbook's while-loop guard (awscli form only)
     s3_endpoint_url: str | None = None
     s3_credentials_secret: str = S3_SECRET_NAME   # extraPodEnvFrom
+    # The chart's on-prem values that shape the endpoint pod (service_template_config_map.yaml, _helpers.tpl)
+    aws_config_map_name: str = AWS_CONFIG_MAP     # the `aws` block is on: config-volume at /opt/.aws/config
+    aws_profile: str = "default"                  # infra.profile_ml_inference_worker -> AWS_PROFILE
+    service_config_map: str = SERVICE_CONFIG_MAP
+    mount_infra_config: bool = True               # serviceTemplate.mountInfraConfig: main mounts it at /infra-config
+    main_security_context: dict = field(default_factory=lambda: {"capabilities": {"drop": ["all"]}})
+    cloud_provider: str = "onprem"
+    s3_bucket: str = "scale-gp-models"            # infra.s3_bucket -> RESULTS_S3_BUCKET
+    dd_trace_enabled: bool = False                # launch dd_trace_enabled -> the forwarder's DD_TRACE_ENABLED
+    cache_redis_url: str = "redis://redis-master.llm-core.svc.cluster.local:6379/15"   # KEDA's redis trigger
     # Pod simulator timings (seconds / bytes per second).
     download_rate: float = 8 * 1024 * 1024
     awscli_install_seconds: float = 0.5
@@ -88,6 +104,15 @@ class ServiceConfig:
     crash_backoff_base: float = 0.5
     crash_backoff_max: float = 4.0
     control_plane_poll: float = 0.3
+
+    @property
+    def download_form(self) -> str:
+        return "awscli" if self.download_tool == "awscli" else "s5cmd"
+
+    def set_download_form(self, form: str) -> None:
+        if form not in DOWNLOAD_FORMS:
+            raise ValueError(f"download form must be one of {sorted(DOWNLOAD_FORMS)}, not {form!r}")
+        self.download_tool, self.wait_guard = DOWNLOAD_FORMS[form]
 
     def vllm_image(self, tag: str) -> str:
         repo = self.vllm_repository

@@ -1,7 +1,8 @@
 """Kubernetes access for the twin's control plane, through the HTTP API with the official client.
 
-The real model-engine uses ``kubernetes_asyncio``; the twin uses the synchronous ``kubernetes`` client in
-worker threads (``asyncio.to_thread``) and plain dict bodies, and reads responses as JSON dicts.
+The real model-engine uses ``kubernetes_asyncio`` (typed APIs for built-in kinds, ``CustomObjectsApi`` for the VPA,
+KEDA, LeaderWorkerSet and Istio kinds); the twin uses the synchronous ``kubernetes`` client in worker threads
+(``asyncio.to_thread``) with plain dict bodies, and reads responses as JSON dicts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,27 @@ from pathlib import Path
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+# kind -> (client API attribute, the snake_case name in its methods)
+TYPED = {
+    "ConfigMap": ("core", "config_map"),
+    "Secret": ("core", "secret"),
+    "Service": ("core", "service"),
+    "ServiceAccount": ("core", "service_account"),
+    "PersistentVolumeClaim": ("core", "persistent_volume_claim"),
+    "Pod": ("core", "pod"),
+    "Deployment": ("apps", "deployment"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontal_pod_autoscaler"),
+    "PodDisruptionBudget": ("policy", "pod_disruption_budget"),
+}
+# kind -> (group, version, plural), as k8s_endpoint_resource_delegate.py addresses them
+CUSTOM = {
+    "VerticalPodAutoscaler": ("autoscaling.k8s.io", "v1", "verticalpodautoscalers"),
+    "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
+    "LeaderWorkerSet": ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+    "DestinationRule": ("networking.istio.io", "v1beta1", "destinationrules"),
+    "VirtualService": ("networking.istio.io", "v1alpha3", "virtualservices"),
+}
+
 
 class Kube:
     def __init__(self, kubeconfig: Path):
@@ -21,6 +43,8 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(self.api_client)
         self.apps = kubernetes.client.AppsV1Api(self.api_client)
         self.autoscaling = kubernetes.client.AutoscalingV2Api(self.api_client)
+        self.policy = kubernetes.client.PolicyV1Api(self.api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
 
     @property
     def host(self) -> str:
@@ -50,59 +74,56 @@ class Kube:
 
         return await asyncio.to_thread(run)
 
+    def _typed(self, verb: str, kind: str):
+        api, snake = TYPED[kind]
+        return getattr(getattr(self, api), f"{verb}_namespaced_{snake}")
+
     async def get(self, kind: str, name: str, namespace: str):
-        """Return the object as a dict, or None when it does not exist."""
-        fn = {
-            "ConfigMap": self.core.read_namespaced_config_map,
-            "Secret": self.core.read_namespaced_secret,
-            "Service": self.core.read_namespaced_service,
-            "Deployment": self.apps.read_namespaced_deployment,
-            "HorizontalPodAutoscaler": self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
-        }[kind]
+        """Return the object as a dict, or None when it does not exist (or its kind is not served)."""
         try:
-            return await self._call(fn, name, namespace)
+            if kind in CUSTOM:
+                return await self._call(self.custom.get_namespaced_custom_object, *CUSTOM[kind][:2], namespace,
+                                        CUSTOM[kind][2], name)
+            return await self._call(self._typed("read", kind), name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
+    async def list(self, kind: str, namespace: str, label_selector: str | None = None) -> list:
+        kw = {"label_selector": label_selector} if label_selector else {}
+        if kind in CUSTOM:
+            group, version, plural = CUSTOM[kind]
+            res = await self._call(self.custom.list_namespaced_custom_object, group, version, namespace, plural, **kw)
+        else:
+            res = await self._call(self._typed("list", kind), namespace, **kw)
+        return (res or {}).get("items", [])
+
     async def create(self, kind: str, namespace: str, body: dict):
-        fn = {
-            "ConfigMap": self.core.create_namespaced_config_map,
-            "Secret": self.core.create_namespaced_secret,
-            "Service": self.core.create_namespaced_service,
-            "ServiceAccount": self.core.create_namespaced_service_account,
-            "Deployment": self.apps.create_namespaced_deployment,
-            "HorizontalPodAutoscaler": self.autoscaling.create_namespaced_horizontal_pod_autoscaler,
-        }[kind]
-        return await self._call(fn, namespace, body)
+        if kind in CUSTOM:
+            group, version, plural = CUSTOM[kind]
+            return await self._call(self.custom.create_namespaced_custom_object, group, version, namespace, plural, body)
+        return await self._call(self._typed("create", kind), namespace, body)
 
     async def replace(self, kind: str, name: str, namespace: str, body: dict):
-        fn = {
-            "Deployment": self.apps.replace_namespaced_deployment,
-            "HorizontalPodAutoscaler": self.autoscaling.replace_namespaced_horizontal_pod_autoscaler,
-            "Service": self.core.replace_namespaced_service,
-        }[kind]
-        return await self._call(fn, name, namespace, body)
+        if kind in CUSTOM:
+            group, version, plural = CUSTOM[kind]
+            return await self._call(self.custom.replace_namespaced_custom_object, group, version, namespace, plural, name,
+                                    body)
+        return await self._call(self._typed("replace", kind), name, namespace, body)
 
     async def patch(self, kind: str, name: str, namespace: str, body):
-        fn = {
-            "Deployment": self.apps.patch_namespaced_deployment,
-            "Secret": self.core.patch_namespaced_secret,
-            "ConfigMap": self.core.patch_namespaced_config_map,
-        }[kind]
-        return await self._call(fn, name, namespace, body)
+        """A strategic merge patch (the client's choice for a dict body on a built-in kind)."""
+        return await self._call(self._typed("patch", kind), name, namespace, body)
 
     async def delete(self, kind: str, name: str, namespace: str) -> bool:
-        """Delete; returns False when the object was already gone (404 tolerated like upstream)."""
-        fn = {
-            "Deployment": self.apps.delete_namespaced_deployment,
-            "Service": self.core.delete_namespaced_service,
-            "HorizontalPodAutoscaler": self.autoscaling.delete_namespaced_horizontal_pod_autoscaler,
-            "ConfigMap": self.core.delete_namespaced_config_map,
-        }[kind]
+        """Delete; returns False when the object (or its kind) was not there (404 tolerated like upstream)."""
         try:
-            await self._call(fn, name, namespace, propagation_policy="Background")
+            if kind in CUSTOM:
+                group, version, plural = CUSTOM[kind]
+                await self._call(self.custom.delete_namespaced_custom_object, group, version, namespace, plural, name)
+            else:
+                await self._call(self._typed("delete", kind), name, namespace, propagation_policy="Background")
             return True
         except ApiException as exc:
             if exc.status == 404:
@@ -110,8 +131,7 @@ class Kube:
             raise
 
     async def list_pods(self, namespace: str, label_selector: str) -> list:
-        res = await self._call(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
-        return (res or {}).get("items", [])
+        return await self.list("Pod", namespace, label_selector)
 
     async def ensure_namespace(self, name: str) -> None:
         try:

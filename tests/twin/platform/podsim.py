@@ -378,8 +378,10 @@ class EndpointPodRuntime(PodRuntime):
                 tmp = final.parent / f"{final.name}{random.randint(10 ** 8, 4 * 10 ** 9)}"
             else:
                 tmp = final.parent / f"{final.name}.{''.join(random.choice(string.hexdigits) for _ in range(8))}"
-            body = (await asyncio.to_thread(client.get_object, Bucket=cmd.bucket, Key=k))["Body"]
+            # the temp file exists from the moment the next object is requested (no gap between two files in which
+            # the runbook's guard could see a folder without temp names)
             with tmp.open("wb") as fh:
+                body = (await asyncio.to_thread(client.get_object, Bucket=cmd.bucket, Key=k))["Body"]
                 while True:
                     data = await asyncio.to_thread(body.read, chunk)
                     if not data:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import copy
 import datetime as dt
+import logging
 import math
 import os
 import re
@@ -22,6 +23,7 @@ from . import bundle as bundle_mod
 from .bundle import InvalidValue
 from .dtos import GpuType, LLMInferenceFramework, ModelEndpointType, Quantization, explicit_vllm_args
 
+log = logging.getLogger("twin.model_engine")
 LLM_METADATA_KEY = "_llm"
 CONVERTED_KEY = "_CONVERTED_FROM_ARTIFACT_LIKE"
 RESERVED_METADATA_KEYS = [LLM_METADATA_KEY, CONVERTED_KEY]
@@ -516,7 +518,9 @@ class ModelEngine:
         if dep is None:
             return None
         hpa = await self.kube.get("HorizontalPodAutoscaler", name, ns)
-        return {"deployment": dep, "hpa": hpa}
+        keda = None if hpa is not None else await self.kube.get("ScaledObject", name, ns)
+        vpa = await self.kube.get("VerticalPodAutoscaler", name, ns)
+        return {"deployment": dep, "hpa": hpa, "keda": keda, "vpa": vpa}
 
     async def update(self, user: str, name: str, req) -> dict:
         sent = req.model_fields_set
@@ -599,11 +603,31 @@ class ModelEngine:
         return await self._enqueue(rec, bundle_changed=new_bundle is not None)
 
     async def delete_infra(self, rec: dict) -> None:
+        """``_delete_resources_sync``: every kind the builder may have written, in upstream's order, each 404 tolerated
+        (also for kinds the cluster does not serve); ConfigMaps are found by the ``endpoint_id`` label."""
+        from .builder import DELETE_ORDER  # the builder owns the list of endpoint objects
+
         ns = self.config.endpoint_namespace
         name = resource_name(rec["id"])
-        for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"):
-            await self.kube.delete(kind, name, ns)
-        await self.kube.delete("ConfigMap", name + "-endpoint-config", ns)
+        failed = set()
+        for kind, counted in DELETE_ORDER:
+            names = [name]
+            if kind == "ConfigMap":
+                names = [cm["metadata"]["name"] for cm in await self.kube.list("ConfigMap", ns, f"endpoint_id={rec['id']}")]
+            for n in names:
+                try:
+                    await self.kube.delete(kind, n, ns)
+                except Exception:
+                    log.exception("deletion of %s %s failed", kind, n)
+                    if counted:
+                        failed.add(kind)
+
+        def ok(*kinds):
+            return not failed.intersection(kinds)
+
+        if not ((ok("Deployment", "ConfigMap", "Service", "DestinationRule", "VirtualService")
+                 and (ok("HorizontalPodAutoscaler") or ok("ScaledObject"))) or ok("LeaderWorkerSet", "ConfigMap")):
+            raise RuntimeError(f"deletion of the infrastructure of {rec['id']} failed: {sorted(failed)}")
 
     async def delete(self, rec: dict) -> None:
         rec["status"] = "DELETE_IN_PROGRESS"
@@ -644,22 +668,24 @@ class ModelEngine:
         }
         if infra is not None:
             dep = infra["deployment"]
-            hpa = infra["hpa"] or {}
             status = dep.get("status") or {}
-            main = next((c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "main"), {})
+            containers = {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}
+            main = containers.get("main", {})
             req = (main.get("resources") or {}).get("requests") or {}
-            hspec = hpa.get("spec") or {}
+            autoscaling = self._autoscaling_params(rec, infra)
+            # _get_common_endpoint_params: read from the forwarder's env, else the infra config
+            fenv = {e["name"]: e.get("value") for e in (containers.get("http-forwarder") or main).get("env") or []}
             out.update({
                 "deployment_name": dep["metadata"]["name"],
+                "aws_role": fenv.get("AWS_PROFILE") or self.config.aws_profile,
+                "results_s3_bucket": fenv.get("RESULTS_S3_BUCKET") or self.config.s3_bucket,
                 "labels": dep["metadata"].get("labels"),
                 "post_inference_hooks": rec["post_inference_hooks"] or [],
                 "default_callback_url": rec["default_callback_url"],
                 "default_callback_auth": rec["default_callback_auth"],
                 "num_queued_items": 0,
                 "deployment_state": {
-                    "min_workers": hspec.get("minReplicas", rec["min_workers"]),
-                    "max_workers": hspec.get("maxReplicas", rec["max_workers"]),
-                    "per_worker": rec["per_worker"],
+                    **autoscaling,
                     "concurrent_requests_per_worker": LLM_MAX_CONCURRENCY_PER_WORKER,
                     "forwarder_max_concurrency": None,
                     "available_workers": status.get("availableReplicas") or 0,
@@ -673,10 +699,23 @@ class ModelEngine:
                         "k8s.amazonaws.com/accelerator", rec["gpu_type"]),
                     "storage": req.get("ephemeral-storage", rec["storage"]),
                     "nodes_per_worker": rec["nodes_per_worker"],
-                    "optimize_costs": rec["optimize_costs"],
+                    "optimize_costs": infra["vpa"] is not None,   # upstream: a VPA exists
                 },
             })
         return out
+
+    @staticmethod
+    def _autoscaling_params(rec: dict, infra: dict) -> dict:
+        """From the HPA, else the KEDA ScaledObject (upstream reports per_worker 1 for it, a placeholder)."""
+        if infra["hpa"] is not None:
+            hspec = infra["hpa"].get("spec") or {}
+            return {"min_workers": hspec.get("minReplicas", rec["min_workers"]),
+                    "max_workers": hspec.get("maxReplicas", rec["max_workers"]), "per_worker": rec["per_worker"]}
+        if infra["keda"] is not None:
+            kspec = infra["keda"].get("spec") or {}
+            return {"min_workers": kspec.get("minReplicaCount"), "max_workers": kspec.get("maxReplicaCount"),
+                    "per_worker": 1}
+        return {"min_workers": rec["min_workers"], "max_workers": rec["max_workers"], "per_worker": rec["per_worker"]}
 
     async def llm_response(self, rec: dict) -> dict:
         llm = rec["metadata"][LLM_METADATA_KEY]

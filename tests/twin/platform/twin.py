@@ -191,6 +191,7 @@ class Twin:
         # Helm's ownership marks: `helm upgrade --install model-engine` of the chart stand-in
         # (tests/twin/charts/model-engine) adopts these objects, as on a cluster the chart installed.
         helm_owned = {"meta.helm.sh/release-name": "model-engine", "meta.helm.sh/release-namespace": ns}
+        await self.chart_config_maps()
         await k.apply("ConfigMap", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": LATEST_CM, "namespace": ns, "labels": labels}, "data": dict(LATEST_TAGS)})
         await k.apply("ConfigMap", ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
@@ -236,6 +237,49 @@ class Twin:
             "spec": {"type": "ClusterIP", "selector": {"app": "model-engine"},
                      "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP", "name": "http"}]}})
 
+    def chart_config_map_bodies(self) -> list[tuple[str, dict]]:
+        """(namespace, ConfigMap) the chart's pre-install/pre-upgrade hooks write: ``aws_config_map.yaml``
+        (``default-config`` in each of ``aws.configMap.namespaces``, profile ``default``; the on-prem ServiceAccount
+        has no role annotation, so ``role_arn`` renders empty) and ``service_config_map.yaml`` (the service config
+        in the release namespace and a copy in the endpoint namespace)."""
+        cfg = self.config
+        tag = MODEL_ENGINE_IMAGE.rsplit(":", 1)[1]
+        labels = {"team": "infra", "app.kubernetes.io/version": tag, "tags.datadoghq.com/version": tag,
+                  "tags.datadoghq.com/env": cfg.context, "env": cfg.context, "product": "model-engine",
+                  "helm.sh/chart": "model-engine-0.2.7", "app.kubernetes.io/managed-by": "Helm"}
+        hook = {"helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-weight": "-2"}
+        launch = {"dd_trace_enabled": str(cfg.dd_trace_enabled).lower(), "endpoint_namespace": cfg.endpoint_namespace,
+                  "vllm_repository": cfg.vllm_repository, "cache_redis_onprem_url": cfg.cache_redis_url}
+        infra = {"cloud_provider": cfg.cloud_provider, "docker_repo_prefix": cfg.docker_repo_prefix,
+                 "docker_registry_type": "onprem", "s3_bucket": cfg.s3_bucket,
+                 "profile_ml_inference_worker": cfg.aws_profile}
+        if cfg.prometheus_server_address:
+            infra["prometheus_server_address"] = cfg.prometheus_server_address
+
+        def block(first: str, values: dict) -> str:
+            return "\n".join([first] + [f"{k}: {json.dumps(str(v))}" for k, v in sorted(values.items())])
+
+        service_data = {"launch_service_config": block(f"dd_trace_enabled: {json.dumps(launch.pop('dd_trace_enabled'))}",
+                                                       launch),
+                        "infra_service_config": block(f"env: {json.dumps(cfg.context)}", infra)}
+        out = []
+        namespaces = list(dict.fromkeys([cfg.gateway_namespace, cfg.endpoint_namespace]))
+        if cfg.aws_config_map_name:
+            aws = {"config": f"[profile {cfg.aws_profile}]\nrole_arn = \n"
+                             "web_identity_token_file = /var/run/secrets/eks.amazonaws.com/serviceaccount/token"}
+            out += [(ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": cfg.aws_config_map_name, "namespace": ns, "labels": dict(labels), "annotations": dict(hook)},
+                "data": dict(aws)}) for ns in namespaces]
+        out += [(ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": cfg.service_config_map, "namespace": ns, "labels": dict(labels), "annotations": dict(hook)},
+            "data": dict(service_data)}) for ns in namespaces]
+        return out
+
+    async def chart_config_maps(self) -> None:
+        """(Re)create the chart's ConfigMaps, as `helm upgrade` re-running its pre-upgrade hooks would."""
+        for ns, body in self.chart_config_map_bodies():
+            await self.kube.apply("ConfigMap", ns, body)
+
     def info(self) -> dict:
         return {
             "state_dir": str(self.state_dir),
@@ -254,6 +298,7 @@ class Twin:
             "registry": self._registry_info(),
             "namespace": self.config.gateway_namespace,
             "endpoint_namespace": self.config.endpoint_namespace,
+            "download_form": self.config.download_form,
         }
 
     def _registry_info(self) -> dict | None:

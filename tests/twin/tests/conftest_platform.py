@@ -8,6 +8,7 @@ Loaded by the root ``tests/conftest.py`` via ``pytest_plugins``, so every test s
 * ``me``: a small HTTP client for the twin's model-engine API (basic auth as ``test-user-id``).
 * ``runbook_body``: the runbook's create-endpoint JSON body (a fresh copy per test).
 * ``twin_kubectl``: runs the real kubectl (``.venv/bin/kubectl``) against the twin.
+* ``download_form``: parametrises a test over the ``awscli`` (default) and ``s5cmd`` download forms.
 """
 
 from __future__ import annotations
@@ -173,6 +174,16 @@ def _wait_no_endpoint_pods(odp_twin, timeout: float = 20) -> None:
         if not pods:
             return
         time.sleep(0.1)
+
+
+@pytest.fixture(params=["awscli", "s5cmd"])
+def download_form(request, odp_twin):
+    """Parametrises a test over both download forms of the main container, set in the twin's service config
+    (``awscli`` + wait guard is the on-prem default, ``s5cmd`` upstream's); restored afterwards."""
+    old = (odp_twin.config.download_tool, odp_twin.config.wait_guard)
+    odp_twin.config.set_download_form(request.param)
+    yield request.param
+    odp_twin.config.download_tool, odp_twin.config.wait_guard = old
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def wait_for(fn, timeout=30.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out waiting for {what}; last={last!r}")
 
 
-def test_runbook_endpoint_comes_up_and_serves(me, runbook_body, odp_twin, twin_kubectl):
+def test_runbook_endpoint_comes_up_and_serves(me, runbook_body, odp_twin, twin_kubectl, download_form):
     name = runbook_body["name"]
     odp_twin.faults.add("download_rate", name, bytes_per_second=600_000)   # ~2 s for the 1 MB checkpoint
     r = me.create(runbook_body)
@@ -68,7 +68,12 @@ def test_runbook_endpoint_comes_up_and_serves(me, runbook_body, odp_twin, twin_k
     assert [m["id"] for m in models["data"]] == ["test-model", "model_files"]
 
     logs = twin_kubectl("logs", "-n", NS, pod_name, "-c", "main").stdout
-    assert ("cp s3://scale-gp-models/intermediate-model-aws/config.json model_files/config.json") in logs
+    if download_form == "awscli":   # the on-prem image: pip install, `aws s3 sync` in the background, the guard
+        assert "download: s3://scale-gp-models/intermediate-model-aws/config.json to model_files/config.json" in logs
+        assert "pip install --quiet awscli --no-cache-dir" in pod["spec"]["containers"][1]["command"][2]
+    else:
+        assert "cp s3://scale-gp-models/intermediate-model-aws/config.json model_files/config.json" in logs
+        assert "./s5cmd" in pod["spec"]["containers"][1]["command"][2]
     assert "Uvicorn running on http://[::]:5005" in logs
 
     ep = me.wait(name, lambda e: e["spec"]["deployment_state"]["available_workers"] == 1)
@@ -105,6 +110,7 @@ def test_runbook_endpoint_comes_up_and_serves(me, runbook_body, odp_twin, twin_k
 
 
 def test_awscli_form_with_wait_guard(me, runbook_body, odp_twin, twin_kubectl):
+    """The twin's default form (set explicitly through the fault, so the test does not depend on the default)."""
     name = runbook_body["name"] = "awscli-guarded"
     odp_twin.faults.add("download_form", name, tool="awscli", wait_guard=True)
     odp_twin.faults.add("download_rate", name, bytes_per_second=300_000)   # a shard is in flight > 1 s

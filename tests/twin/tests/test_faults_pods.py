@@ -35,7 +35,7 @@ def pods_of_running_or_any(me, odp_twin, name):
     return odp_twin.call(odp_twin.kube.list_pods(NS, f"endpoint_name={name}"))
 
 
-def test_storage_exceeded_evicts_with_exit_137(me, runbook_body, odp_twin, twin_kubectl):
+def test_storage_exceeded_evicts_with_exit_137(me, runbook_body, odp_twin, twin_kubectl, download_form):
     name = "storage-exceeded"
     create(me, runbook_body, odp_twin, name, storage_exceeded={"declared_size_multiplier": 1e6})
 
@@ -115,11 +115,11 @@ def test_slow_tool_install(me, runbook_body, odp_twin, twin_kubectl):
 
 
 @pytest.mark.parametrize("how", ["fault", "secret"])
-def test_s3_credentials_rejected(me, runbook_body, odp_twin, twin_kubectl, how):
+def test_s3_credentials_rejected(me, runbook_body, odp_twin, twin_kubectl, how, download_form):
     name = f"bad-creds-{how}"
     if how == "secret":   # what an operator would break: the Secret behind extraPodEnvFrom
         twin_kubectl("create", "secret", "generic", "bad-s3", "-n", NS, "--from-literal=AWS_ACCESS_KEY_ID=wrong",
-                "--from-literal=AWS_SECRET_ACCESS_KEY=wrong")
+                     "--from-literal=AWS_SECRET_ACCESS_KEY=wrong")
         old = odp_twin.config.s3_credentials_secret
         odp_twin.config.s3_credentials_secret = "bad-s3"
         try:
@@ -128,23 +128,38 @@ def test_s3_credentials_rejected(me, runbook_body, odp_twin, twin_kubectl, how):
             odp_twin.config.s3_credentials_secret = old
     else:
         (pod,) = create(me, runbook_body, odp_twin, name, s3_credentials_rejected=None)
-    pod_name = pod["metadata"]["name"]
+    try:
+        _check_credentials_rejected(twin_kubectl, name, pod["metadata"]["name"], download_form)
+    finally:
+        if how == "secret":
+            twin_kubectl("delete", "secret", "bad-s3", "-n", NS, "--ignore-not-found")
 
-    def terminated_once():
+
+def _check_credentials_rejected(twin_kubectl, name: str, pod_name: str, download_form: str) -> None:
+    if download_form == "s5cmd":   # s5cmd runs in the foreground under `set -euo pipefail`: the container exits
+
+        def terminated_once():
+            st = main_status(pods_of(twin_kubectl, name)[0])
+            return st if st["restartCount"] >= 1 else None
+
+        st = wait_for(terminated_once, timeout=30, what="a failed start")
+        assert st["lastState"]["terminated"]["exitCode"] != 0
+        prev = twin_kubectl("logs", "-n", NS, pod_name, "-c", "main", "--previous").stdout
+        assert 'ERROR "cp s3://scale-gp-models/intermediate-model-aws/* model_files": AccessDenied' in prev
+    else:   # `aws s3 sync` fails in the background; the runbook's guard then waits for files that never come
+        def waiting_after_denial():
+            log = twin_kubectl("logs", "-n", NS, pod_name, "-c", "main").stdout
+            denied = "fatal error: An error occurred (AccessDenied) when calling the ListObjectsV2 operation: Access Denied"
+            return log if denied in log and "Waiting for model files..." in log.split(denied, 1)[1] else None
+
+        wait_for(waiting_after_denial, timeout=30, what="the guard waiting after the denied sync")
         st = main_status(pods_of(twin_kubectl, name)[0])
-        return st if st["restartCount"] >= 1 else None
-
-    st = wait_for(terminated_once, timeout=30, what="a failed start")
-    assert st["lastState"]["terminated"]["exitCode"] != 0
-    prev = twin_kubectl("logs", "-n", NS, pod_name, "-c", "main", "--previous").stdout
-    assert "AccessDenied" in prev
+        assert st["restartCount"] == 0 and st["state"].get("running") and not st["ready"]
     p = twin_kubectl("exec", "-n", NS, pod_name, "-c", "main", "--", "ls", "model_files", check=False)
     assert p.returncode != 0 or p.stdout.strip() == ""
-    if how == "secret":
-        twin_kubectl("delete", "secret", "bad-s3", "-n", NS)
 
 
-def test_download_stall(me, runbook_body, odp_twin, twin_kubectl):
+def test_download_stall(me, runbook_body, odp_twin, twin_kubectl, download_form):
     name = "stalled"
     (pod,) = create(me, runbook_body, odp_twin, name, download_stall={"after_bytes": 300_000})
     pod_name = pod["metadata"]["name"]
@@ -160,8 +175,14 @@ def test_download_stall(me, runbook_body, odp_twin, twin_kubectl):
     st = main_status(pods_of(twin_kubectl, name)[0])
     assert st["state"].get("running") and st["restartCount"] == 0 and not st["ready"]
     ls = twin_kubectl("exec", "-n", NS, pod_name, "-c", "main", "--", "ls", "model_files").stdout.split()
-    assert any(f.startswith("model-00001-of-00003.safetensors") and f != "model-00001-of-00003.safetensors"
-               for f in ls)                     # s5cmd temp file <name><digits> still in flight
+    shard = "model-00001-of-00003.safetensors"
+    in_flight = [f[len(shard):] for f in ls if f.startswith(shard) and f != shard]
+    assert len(in_flight) == 1, ls              # the tool's temp file is still there
+    if download_form == "awscli":               # awscli: <name>.<8 hex chars>; the guard keeps vLLM waiting
+        assert in_flight[0][0] == "." and len(in_flight[0]) == 9
+        assert "Waiting for model files..." in twin_kubectl("logs", "-n", NS, pod_name, "-c", "main").stdout
+    else:                                       # s5cmd: <name><digits>
+        assert in_flight[0].isdigit()
 
 
 def test_corrupted_shard_of_the_right_size_is_served(me, runbook_body, odp_twin, twin_kubectl):
@@ -183,7 +204,7 @@ def test_corrupted_shard_of_the_right_size_is_served(me, runbook_body, odp_twin,
     assert a != b                               # garbage weights, garbage answers
 
 
-def test_corrupted_header_crashes_vllm(me, runbook_body, odp_twin, twin_kubectl):
+def test_corrupted_header_crashes_vllm(me, runbook_body, odp_twin, twin_kubectl, download_form):
     name = "corrupt-header"
     (pod,) = create(me, runbook_body, odp_twin, name, corrupt_header=None)
     st = wait_for(lambda: main_status(pods_of(twin_kubectl, name)[0])["restartCount"] >= 1 or None, timeout=30,
@@ -212,3 +233,35 @@ def test_node_too_small_leaves_pod_pending(me, runbook_body, odp_twin, twin_kube
     assert cond["reason"] == "Unschedulable" and insufficient in cond["message"]
     evs = [e for e in events_for(twin_kubectl, p["metadata"]["name"]) if e["reason"] == "FailedScheduling"]
     assert evs and insufficient in evs[0]["message"] and evs[0]["type"] == "Warning"
+
+
+def test_missing_aws_config_map_leaves_pod_container_creating(me, runbook_body, odp_twin, twin_kubectl):
+    """The chart's `default-config` (mounted at /opt/.aws/config) deleted: the pod never starts, the kubelet says why,
+    and it proceeds once the ConfigMap is back (as `helm upgrade` re-running the chart's hooks would restore it)."""
+    name = "no-aws-config"
+    twin_kubectl("delete", "configmap", "default-config", "-n", NS)
+    try:
+        (pod,) = create(me, runbook_body, odp_twin, name)
+        pod_name = pod["metadata"]["name"]
+
+        def failed_mount():
+            evs = [e for e in events_for(twin_kubectl, pod_name) if e["reason"] == "FailedMount"]
+            return evs if evs and evs[0]["count"] >= 2 else None
+
+        (ev,) = wait_for(failed_mount, timeout=20, what="a repeated FailedMount event")
+        assert ev["type"] == "Warning"
+        assert ev["message"] == 'MountVolume.SetUp failed for volume "config-volume" : configmap "default-config" not found'
+        p = pods_of(twin_kubectl, name)[0]
+        assert p["status"]["phase"] == "Pending"
+        assert {c["name"]: c["state"] for c in p["status"]["containerStatuses"]} == {
+            "http-forwarder": {"waiting": {"reason": "ContainerCreating"}}, "main": {"waiting": {"reason": "ContainerCreating"}}}
+        row = twin_kubectl("get", "pods", "-n", NS, "-l", f"endpoint_name={name}", "--no-headers").stdout.split()
+        assert row[1:3] == ["0/2", "ContainerCreating"]
+        described = twin_kubectl("describe", "pod", pod_name, "-n", NS).stdout
+        assert "FailedMount" in described and 'configmap "default-config" not found' in described
+        assert "Pulled" not in [e["reason"] for e in events_for(twin_kubectl, pod_name)]   # mounts come before pulls
+        ep = me.endpoint(name)                  # the API cannot tell: READY, no worker
+        assert ep["status"] == "READY" and ep["spec"]["deployment_state"]["available_workers"] == 0
+    finally:
+        odp_twin.call(odp_twin.chart_config_maps())
+    wait_for(lambda: ready_column(twin_kubectl, name) == ["2/2"], timeout=60, what="2/2 once default-config is back")

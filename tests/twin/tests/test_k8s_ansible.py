@@ -29,14 +29,28 @@ def run_playbook(twin, tmp_path, name: str) -> tuple[subprocess.CompletedProcess
     return proc, out
 
 
-def test_kubernetes_core_modules(twin, tmp_path):
-    proc, out = run_playbook(twin, tmp_path, "k8s_core.yml")
+def _failed_tasks(out: dict) -> list:
     failed = []
     for play in out["plays"]:
         for task in play["tasks"]:
             res = task["hosts"].get("localhost", {})
             if res.get("failed") and not task["task"]["name"].startswith("Exec that fails"):
                 failed.append((task["task"]["name"], res.get("msg"), res.get("assertion"), res.get("stderr")))
+    return failed
+
+
+def test_kubernetes_core_modules(twin, tmp_path):
+    proc, out = run_playbook(twin, tmp_path, "k8s_core.yml")
+    failed = _failed_tasks(out)
     assert proc.returncode == 0 and not failed, failed
     stats = out["stats"]["localhost"]
     assert stats["failures"] == 0 and stats["changed"] >= 8
+
+
+def test_kubernetes_core_on_custom_resources(twin, tmp_path):
+    proc, out = run_playbook(twin, tmp_path, "k8s_crs.yml")
+    failed = _failed_tasks(out)
+    assert proc.returncode == 0 and not failed, failed
+    patches = [r for r in twin.emulator.api.request_log if r[0] == "PATCH" and "verticalpodautoscalers" in r[1]]
+    # each update of the existing VPA: strategic merge refused (415), then the merge patch
+    assert [s for _m, _p, s in patches] == [415, 200, 415, 200]

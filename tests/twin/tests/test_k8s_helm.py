@@ -36,9 +36,12 @@ def test_helm_upgrade_install_history_rollback(twin, tmp_path):
     assert k("get", "deploy", "demo", "-n", "apps", "-o", "jsonpath={.status.availableReplicas}").stdout == "2"
     assert k("get", "pdb", "demo", "-n", "apps", "-o", "name").stdout.strip() == "poddisruptionbudget.policy/demo"
 
+    assert k("get", "vpa", "demo", "-n", "apps", "-o", "jsonpath={.spec.updatePolicy.updateMode}").stdout == "Off"
     out = helm("upgrade", "--install", "demo", str(CHART), "-n", "apps", "--set", "image.tag=1.26", "--set", "message=bye",
-               "--wait", "--timeout", "60s")
+               "--set", "vpaMode=Initial", "--wait", "--timeout", "60s")
     assert "REVISION: 2" in out.stdout
+    # helm patches the custom resource with a JSON merge patch (a strategic one would be refused)
+    assert k("get", "vpa", "demo", "-n", "apps", "-o", "jsonpath={.spec.updatePolicy.updateMode}").stdout == "Initial"
     assert k("get", "deploy", "demo", "-n", "apps", "-o", "jsonpath={.spec.template.spec.containers[0].image}").stdout == "nginx:1.26"
     assert k("get", "cm", "demo-config", "-n", "apps", "-o", "jsonpath={.data.message}").stdout == "bye"
     # the three-way merge kept fields helm does not own (a label added out of band)
@@ -51,6 +54,7 @@ def test_helm_upgrade_install_history_rollback(twin, tmp_path):
     assert "Rollback was a success" in out.stdout
     assert k("get", "deploy", "demo", "-n", "apps", "-o", "jsonpath={.spec.template.spec.containers[0].image}").stdout == "nginx:1.25"
     assert k("get", "deploy", "demo", "-n", "apps", "-o", "jsonpath={.metadata.labels.extra}").stdout == "kept"
+    assert k("get", "vpa", "demo", "-n", "apps", "-o", "jsonpath={.spec.updatePolicy.updateMode}").stdout == "Off"
     k("rollout", "status", "deploy/demo", "-n", "apps", "--timeout=30s")
     hist = json.loads(helm("history", "demo", "-n", "apps", "-o", "json").stdout)
     assert [(h["revision"], h["status"]) for h in hist][-1] == (3, "deployed")
@@ -58,5 +62,5 @@ def test_helm_upgrade_install_history_rollback(twin, tmp_path):
     assert listed[0]["name"] == "demo" and listed[0]["revision"] == "3"
 
     helm("uninstall", "demo", "-n", "apps", "--wait")
-    assert k("get", "deploy,cm,svc,sa", "-n", "apps", "-l", "app.kubernetes.io/instance=demo", "-o", "name").stdout.strip() == ""
+    assert k("get", "deploy,cm,svc,sa,vpa", "-n", "apps", "-l", "app.kubernetes.io/instance=demo", "-o", "name").stdout.strip() == ""
     assert k("get", "secrets", "-n", "apps", "-l", "owner=helm", "-o", "name").stdout.strip() == ""

@@ -44,6 +44,7 @@ def test_up_detach_status_down(tmp_path):
         assert p.returncode == 0, p.stderr + (state / "twin.log").read_text()
         info = json.loads((state / "twin.json").read_text())
         assert alive(info["pid"]) and alive(info["s3"]["pid"]) and alive(info["registry"]["pid"])
+        assert info["download_form"] == "awscli"           # the on-prem image's form is the default
         try:
             urllib.request.urlopen(info["registry"]["url"] + "/v2/", timeout=5)
             raise AssertionError("the registry answered an anonymous /v2/ with 200")
@@ -94,3 +95,27 @@ def test_up_detach_status_down(tmp_path):
     assert run("status", "--state", str(state)).returncode == 3
     leftovers = list((state / "k8s" / "pods").rglob("*")) if (state / "k8s" / "pods").exists() else []
     assert leftovers == []
+
+
+def test_up_with_the_upstream_download_form(tmp_path):
+    from tests.twin.tests.conftest_platform import RUNBOOK_BODY, ModelEngineClient
+
+    state = tmp_path / "state"
+    p = run("up", "--detach", "--state", str(state), "--download-form", "s5cmd")
+    try:
+        assert p.returncode == 0, p.stderr + (state / "twin.log").read_text()
+        info = json.loads((state / "twin.json").read_text())
+        assert info["download_form"] == "s5cmd"
+        me = ModelEngineClient(info["model_engine_url"])
+        assert me.create(dict(RUNBOOK_BODY)).status == 200
+        ep = me.wait(RUNBOOK_BODY["name"], lambda e: e["status"] == "READY")
+        name = "launch-endpoint-id-" + ep["id"].replace("_", "-")
+        kc = subprocess.run([str(Path(sys.executable).parent / "kubectl"), "--kubeconfig", info["kubeconfig"], "get",
+                             "deployment", name, "-n", "llm-core", "-o", "jsonpath={.spec.template.spec.containers[1].command[2]}"],
+                            capture_output=True, text=True, timeout=30, check=False, env=dict(os.environ, HOME=str(tmp_path)))
+        assert kc.stdout.startswith("set -euo pipefail;./s5cmd ") and "awscli" not in kc.stdout, kc
+    finally:
+        down = run("down", "--state", str(state))
+    assert down.returncode == 0, down.stderr
+    bad = run("up", "--state", str(tmp_path / "other"), "--download-form", "rclone")
+    assert bad.returncode == 2 and "invalid choice: 'rclone'" in bad.stderr
