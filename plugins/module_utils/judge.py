@@ -88,6 +88,10 @@ CAUSES = {
         "Add the toleration (chart gpuTolerations) or remove the taint from the GPU node.")),
     "unschedulable_cordoned": Cause(FAILED, "The matching nodes are cordoned", "Uncordon the node (kubectl uncordon <node>) once its maintenance is over."),
     "unschedulable_other": Cause(FAILED, "The pod cannot be scheduled", "Read the scheduler's message in the evidence."),
+    "failed_mount": Cause(FAILED, "A volume of the pod cannot be mounted: a ConfigMap or Secret it needs does not exist", (
+        "Create the ConfigMap or Secret the evidence names in the endpoint namespace (default-config is the chart's AWS config: "
+        "its aws block, serviceTemplate.awsConfigMapName; model-engine-service-config is the chart's service config); the pod "
+        "starts by itself once it exists, nothing needs a restart.")),
     "image_pull": Cause(FAILED, "An image of the pod cannot be pulled", (
         "Check the repository and tag in the registry (vLLM: vllm-onprem), the registry credentials and the pull secret.")),
     "storage_exceeded": Cause(FAILED, "A container was evicted for exceeding its ephemeral-storage limit (exit 137)", (
@@ -379,6 +383,31 @@ def rule_image_pull(view):
     return None
 
 
+MOUNT_RE = re.compile(r'MountVolume.SetUp failed for volume "(?P<volume>[^"]+)" : (?P<error>.+)')
+# A ConfigMap written right after its pod gives one FailedMount; a missing one gives them again and again.
+MOUNT_REPEATS, MOUNT_SPAN = 3, 30
+
+
+def _persistent_mount_failure(event):
+    span = (parse_timestamp(event.get("lastTimestamp")) or 0) - (parse_timestamp(event.get("firstTimestamp")) or 0)
+    return int(event.get("count") or 1) >= MOUNT_REPEATS or span >= MOUNT_SPAN
+
+
+def rule_failed_mount(view):
+    """A pod stuck in ContainerCreating because a ConfigMap/Secret volume does not exist (repeated FailedMount events)."""
+    for pod in view.problem_pods:
+        events = [e for e in view.obs.events.get(pod["metadata"]["name"], []) if e.get("reason") == "FailedMount"]
+        bad = [e for e in events if _persistent_mount_failure(e) and MOUNT_RE.search(e.get("message") or "")]
+        if not bad:
+            continue
+        m = MOUNT_RE.search(bad[-1]["message"])
+        evidence = ["pod %s %s: Warning FailedMount (x%s): %s" % (pod["metadata"]["name"], (pod.get("status") or {}).get("phase"),
+                                                                 e.get("count") or 1, e.get("message")) for e in bad[-3:]]
+        return view.verdict("failed_mount", "Pod %s cannot start: volume %s: %s" % (pod["metadata"]["name"], m.group("volume"), m.group("error")),
+                            evidence)
+    return None
+
+
 EVICTION_CONTAINER_RE = re.compile(r"Container (\S+) exceeded its local ephemeral storage limit")
 
 
@@ -582,6 +611,13 @@ def rule_download(view):
     pod = next((p for p in view.problem_pods if p["metadata"]["name"] == dl["pod"]), None)
     if pod is None:
         return None
+    line = next((x for x in _logs(view, pod, "main") if DOWNLOAD_ERROR_RE.search(x)), None)
+    if line and not dl.get("complete"):
+        # the S3 tool failed in the background (the awscli form's `aws s3 sync ... &`): the guard waits for ever
+        return view.verdict("download_failed", "The model download failed; the main container keeps waiting for files that will not come",
+                            ["pod %s container main log: %s" % (dl["pod"], line.strip()),
+                             "model_files %s" % ("has %d file(s)" % dl.get("files", 0) if dl.get("exists") else "does not exist")],
+                            container="main")
     if dl.get("error"):
         return view.verdict("starting", "pod %s runs; its download cannot be measured: %s" % (dl["pod"], dl["error"]), [dl["error"]])
     installs = "pip install" in " ".join(_command(pod))
@@ -670,12 +706,12 @@ def rule_starting(view):
 
 RULES = (
     rule_absent, rule_update_failed, rule_builder_down, rule_stuck_pending, rule_building, rule_objects_missing,
-    rule_unschedulable, rule_image_pull, rule_storage_exceeded, rule_oom_killed, rule_crash, rule_download,
+    rule_unschedulable, rule_failed_mount, rule_image_pull, rule_storage_exceeded, rule_oom_killed, rule_crash, rule_download,
     rule_verification, rule_update_queued, rule_rollout_pending, rule_serving, rule_starting,
 )
 
 
-POD_RULES = (rule_unschedulable, rule_image_pull, rule_storage_exceeded, rule_oom_killed, rule_crash)
+POD_RULES = (rule_unschedulable, rule_failed_mount, rule_image_pull, rule_storage_exceeded, rule_oom_killed, rule_crash)
 
 
 def judge_pods(obs, limits=None):

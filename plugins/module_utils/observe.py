@@ -21,7 +21,7 @@ import time
 
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import get_endpoint, resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, S3Error
-from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_status, is_ready, pod_rs
+from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_status, is_ready
 
 BUILDER = "model-engine-endpoint-builder"
 VERIFICATION_ANNOTATION = "odp.model-engine/verification"
@@ -110,7 +110,7 @@ class Observer(object):
             pname = pod["metadata"]["name"]
             if not is_ready(pod):
                 obs.events[pname] = shared["events"](pname) if "events" in shared else self.kube.events(ns, involved=pname, warning_only=True)
-            for cname in containers_to_read(pod, logs):
+            for cname in containers_to_read(pod, logs, self.p.get("container") or "main"):
                 obs.logs.setdefault(pname, {})[cname] = self.kube.logs(ns, pname, cname, self.p.get("log_lines") or 30)
         if any(unschedulable_message(p) for p in obs.pods):
             obs.nodes = shared["capacity"]() if "capacity" in shared else self.kube.capacity()
@@ -130,7 +130,7 @@ class Observer(object):
             pname = pod["metadata"]["name"]
             if not is_ready(pod):
                 obs.events[pname] = self.kube.events(namespace, involved=pname, warning_only=True)
-            for cname in containers_to_read(pod, logs):
+            for cname in containers_to_read(pod, logs, self.p.get("container") or "main"):
                 obs.logs.setdefault(pname, {})[cname] = self.kube.logs(namespace, pname, cname, self.p.get("log_lines") or 30)
         return obs
 
@@ -245,19 +245,19 @@ def unschedulable_message(pod):
     return None
 
 
-def containers_to_read(pod, logs):
-    """Containers whose log the judge needs: every one for ``logs="all"``, those that crashed for "crashed"."""
+def containers_to_read(pod, logs, download_container="main"):
+    """Containers whose log the judge needs: every one that started for ``logs="all"``; for "crashed", those
+    that crashed and the download container while it runs without being ready (a download that failed in the
+    background leaves the container running, its error only in the log)."""
     out = []
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         state = cs.get("state") or {}
         crashed = cs.get("restartCount", 0) > 0 or state.get("terminated") is not None
-        if (logs == "all" and (state.get("running") or state.get("terminated") or cs.get("restartCount"))) or (logs == "crashed" and crashed):
+        downloading = cs.get("name") == download_container and state.get("running") is not None and not cs.get("ready")
+        started = state.get("running") or state.get("terminated") or cs.get("restartCount")
+        if (logs == "all" and started) or crashed or downloading:
             out.append(cs.get("name"))
     return out
-
-
-def owned_by(pod, rs):
-    return pod_rs(pod) == (rs.get("metadata") or {}).get("name")
 
 
 def record_verification(kube, namespace, pod, result):

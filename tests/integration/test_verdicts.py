@@ -56,10 +56,31 @@ def setup_arch(gw, tw):
 
 
 def setup_s3_auth(gw, tw):
+    # The on-prem form runs `aws s3 sync ... &` and the guard: the sync fails in the background and the container
+    # keeps running 0/2, waiting for files that never come; only the log says why.
     tw.faults.add("s3_credentials_rejected", "dx-auth")
     create_endpoint(gw, "dx-auth", wait=False)
-    settle(gw, tw, "dx-auth", crashed)
+    settle(gw, tw, "dx-auth", running_main)
+    time.sleep(4)
     return "dx-auth", {}
+
+
+def setup_s3_auth_s5cmd(gw, tw):
+    tw.faults.add("download_form", "dx-auth5", tool="s5cmd")
+    tw.faults.add("s3_credentials_rejected", "dx-auth5")
+    create_endpoint(gw, "dx-auth5", wait=False)
+    settle(gw, tw, "dx-auth5", crashed)   # upstream's set -euo pipefail: the container exits
+    return "dx-auth5", {}
+
+
+def setup_missing_config(gw, tw):
+    from tests.integration.conftest import kubectl
+
+    kubectl(tw, "delete", "configmap", "default-config")
+    create_endpoint(gw, "dx-mount", wait=False)
+    settle(gw, tw, "dx-mount", lambda p: p["status"].get("phase") == "Pending" and p["spec"].get("nodeName"))
+    time.sleep(5)  # the kubelet retries the mount with back-off: a persistent failure, not one transient event
+    return "dx-mount", {}
 
 
 def setup_premature(gw, tw):
@@ -175,6 +196,8 @@ CASES = [
     ("slow_tool_install", setup_slow_install, "failed", "slow_tool_install", "main", ["--no-cache-dir"], []),
     ("unsupported_architecture", setup_arch, "failed", "unsupported_architecture", "main", ["vllm-onprem"], []),
     ("download_failed", setup_s3_auth, "failed", "download_failed", "main", ["credentials"], []),
+    ("download_failed_s5cmd", setup_s3_auth_s5cmd, "failed", "download_failed", "main", ["credentials"], []),
+    ("failed_mount", setup_missing_config, "failed", "failed_mount", None, ["default-config", "nothing needs a restart"], []),
     ("premature_start", setup_premature, "failed", "premature_start", "main", ["while loop"], []),
     ("stuck_pending", setup_stuck, "failed", "stuck_pending", None, ["celery_broker_type_redis"], []),
     ("builder_down", setup_builder_down, "failed", "builder_down", None, ["model-engine-endpoint-builder"], []),
@@ -205,6 +228,8 @@ def test_each_condition_gets_its_verdict_everywhere(module, gateway, odp_twin, c
         odp_twin.registry.add(VLLM + "vllm-onprem")
         if case == "builder_down":
             kubectl(odp_twin, "scale", "deployment/model-engine-endpoint-builder", "--replicas=1")
+        if case == "failed_mount":
+            odp_twin.call(odp_twin.chart_config_maps())
     assert diag.get("failed") is not True and diag["changed"] is False, diag.get("msg")
     assert (diag["state"], diag["cause"]) == (state, cause), (diag["summary"], diag["evidence"])
     assert diag["container"] == container, diag["summary"]

@@ -103,6 +103,7 @@ def dl(present, expected=10 ** 9, idle=5, files=3, complete=False):
             "complete": complete, "temp_files": [] if complete else ["model-00002-of-00003.safetensors.a1B2c3D4"]}
 
 
+MISSING_CM = 'MountVolume.SetUp failed for volume "config-volume" : configmap "default-config" not found'
 BUILDER_OK = {"spec": {"replicas": 1}, "status": {"availableReplicas": 1}}
 AWSCLI = "pip install --quiet awscli --no-cache-dir;aws s3 sync s3://b/m model_files --no-progress & sync_pid=$!; while ...; python -m vllm_server"
 
@@ -209,6 +210,22 @@ CASES = {
              "problems": [{"file": "model-00002-of-00003.safetensors", "problem": "content_mismatch"}]})})], deployment()),
         J.DEGRADED, "corrupt_files", "main"),
     "READY without a Deployment": (lambda: observe(record(), [], None), J.FAILED, "objects_missing", None),
+    "S3 refused in the background: the guard waits for ever": (
+        lambda: observe(record("READY", 0), [pod(cmd=AWSCLI)], deployment(available=0), download=dict(dl(0), files=0, exists=False),
+                        logs={"p1": {"main": ["fatal error: An error occurred (AccessDenied) when calling the ListObjectsV2 operation: Access Denied"]}}),
+        J.FAILED, "download_failed", "main"),
+    "a missing default-config keeps the pod in ContainerCreating": (
+        lambda: observe(record("READY", 0), [pod(phase="Pending", main=container("main", state={"waiting": {"reason": "ContainerCreating"}}))],
+                        deployment(available=0), events={"p1": [{"type": "Warning", "reason": "FailedMount", "count": 4,
+                                                                 "firstTimestamp": ts(20), "lastTimestamp": ts(1),
+                                                                 "message": MISSING_CM}]}),
+        J.FAILED, "failed_mount", None),
+    "one FailedMount right after the pod was written is not yet a failure": (
+        lambda: observe(record("READY", 0), [pod(phase="Pending", main=container("main", state={"waiting": {"reason": "ContainerCreating"}}))],
+                        deployment(available=0), events={"p1": [{"type": "Warning", "reason": "FailedMount", "count": 1,
+                                                                 "firstTimestamp": ts(1), "lastTimestamp": ts(1),
+                                                                 "message": MISSING_CM}]}),
+        J.PROGRESSING, "scheduling", None),
 }
 
 
