@@ -17,6 +17,7 @@ from .controllers import ControllerManager
 from .errors import ApiError
 from .kubelet import Kubelet
 from .openapi import OpenAPI
+from .portforward import PortForwarder
 from .runtime import PodRuntime
 from .server import ApiServer
 from .store import Store, event_name
@@ -55,6 +56,7 @@ class Emulator:
         self.image_exists: Callable[[str], bool] = lambda image: True
         self.api = ApiServer(self)
         self.streams = Streams(self)
+        self.portforward = PortForwarder(self)
         self.controllers = ControllerManager(self)
         self.kubelet = Kubelet(self)
         self.stopping = False
@@ -155,6 +157,7 @@ class Emulator:
         await self.controllers.stop()
         await self.kubelet.stop()
         await self.streams.close()
+        await self.portforward.close()
         if self._runner is not None:
             await self._runner.cleanup()
         shutil.rmtree(self.pods_dir, ignore_errors=True)

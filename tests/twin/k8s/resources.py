@@ -62,7 +62,7 @@ RESOURCES: list[ResourceType] = [
     _r("", "v1", "Namespace", "namespaces", False, ["ns"], ["status", "finalize"],
        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _r("", "v1", "Node", "nodes", False, ["no"], ["status", "proxy"]),
-    _r("", "v1", "Pod", "pods", True, ["po"], ["status", "log", "exec", "proxy", "binding", "eviction"], cats=["all"]),
+    _r("", "v1", "Pod", "pods", True, ["po"], ["status", "log", "exec", "portforward", "proxy", "binding", "eviction"], cats=["all"]),
     _r("", "v1", "Service", "services", True, ["svc"], ["status", "proxy"],
        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"), cats=["all"]),
     _r("", "v1", "ConfigMap", "configmaps", True, ["cm"]),

@@ -162,6 +162,8 @@ class ApiServer:
         route = parse_resource_path(path)
         if route is None:
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        if route.sub == "portforward":
+            return await self.emu.portforward.handle(request, route)
         if route.sub in ("exec", "log", "proxy", "binding", "eviction", "scale"):
             return await self.emu.streams.handle(request, route)
         if route.sub == "finalize":
