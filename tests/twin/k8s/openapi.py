@@ -166,7 +166,8 @@ def _definitions() -> dict:
 # kind -> (definition name, extra top-level properties)
 def _kind_props(rt: ResourceType) -> tuple[str, dict]:
     group_pkg = {"": "core", "apps": "apps", "autoscaling": "autoscaling", "policy": "policy",
-                 "events.k8s.io": "events"}[rt.group]
+                 "events.k8s.io": "events", "authorization.k8s.io": "authorization",
+                 "authentication.k8s.io": "authentication"}[rt.group]
     name = f"io.k8s.api.{group_pkg}.{rt.version}.{rt.kind}"
     status = OPEN
     spec: dict = OPEN

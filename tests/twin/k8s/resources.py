@@ -76,6 +76,10 @@ RESOURCES: list[ResourceType] = [
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ["hpa"], ["status"], cats=["all"]),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], ["status"]),
     _r("events.k8s.io", "v1", "Event", "events", True, ["ev"], verbs=READ_VERBS, storage="/events"),
+    # create-only reviews answered by the authorizer, never stored (auth.py)
+    _r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 ]
 
 # group -> preferred version (first listed wins)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import yaml
 from aiohttp import web
 
-from . import discovery, protobuf
+from . import auth, discovery, protobuf
 from . import resources as R
 from .errors import ApiError, bad_request, method_not_allowed
 from .patching import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -127,6 +127,7 @@ class ApiServer:
     async def dispatch(self, request: web.Request):
         path = request.path.rstrip("/") or "/"
         method = request.method
+        user = auth.check(request.headers, method, request.path, request.query)
         if path == "/version":
             return json_response(discovery.SERVER_VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
@@ -162,6 +163,8 @@ class ApiServer:
         route = parse_resource_path(path)
         if route is None:
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        if route.rt.kind in auth.REVIEW_KINDS:
+            return await self.review(request, route, user)
         if route.sub == "portforward":
             return await self.emu.portforward.handle(request, route)
         if route.sub in ("exec", "log", "proxy", "binding", "eviction", "scale"):
@@ -380,6 +383,17 @@ class ApiServer:
             o = discovery.table_for(rt, [o], request.query.get("includeObject", "Metadata"),
                                     {"resourceVersion": o["metadata"].get("resourceVersion", "")})
         return dumps({"type": typ, "object": o}) + b"\n"
+
+    async def review(self, request: web.Request, route: Route, user: auth.User):
+        """Self{SubjectAccess,SubjectRules,Subject}Review: answered from the caller's identity, never stored."""
+        if request.method != "POST" or route.name is not None:
+            raise method_not_allowed()
+        self._check_content_type(request)
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        self._check_kind(route.rt, body)
+        return json_response(auth.review(user, route.rt.kind, body), 201)
 
     # -- writes --------------------------------------------------------------------------------------------------------
     def _check_writable(self, rt: ResourceType, verb: str) -> None:

@@ -157,6 +157,7 @@ class Twin:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.api_url = f"http://127.0.0.1:{port}"
+        self.control_plane_runtime.gateway_address = ("127.0.0.1", port)
         self._cp_task = asyncio.get_running_loop().create_task(self._watch_control_plane())
         self.builder = EndpointBuilder(self.engine, self, queue, pod_log=lambda text: self.control_plane_runtime.log(
             "model-engine-endpoint-builder", text))
