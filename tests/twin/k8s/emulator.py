@@ -15,6 +15,7 @@ from aiohttp import web
 from . import auth, objects, tls
 from . import resources as R
 from .controllers import ControllerManager
+from .decoding import Decoder
 from .errors import ApiError
 from .kubelet import Kubelet
 from .openapi import OpenAPI
@@ -55,6 +56,7 @@ class Emulator:
         self._initial_nodes = [DEFAULT_NODE] if nodes is None else list(nodes)
         self.store = Store()
         self.openapi = _openapi()
+        self.decoder = Decoder(self.openapi.v2["definitions"])
         self.runtimes: list[PodRuntime] = []
         self.image_exists: Callable[[str], bool] = lambda image: True
         self.api = ApiServer(self)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import yaml
 from aiohttp import web
 
-from . import auth, discovery, protobuf
+from . import auth, decoding, discovery, protobuf
 from . import resources as R
 from .errors import ApiError, bad_request, method_not_allowed
 from .patching import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -407,9 +407,16 @@ class ApiServer:
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
         self._check_kind(rt, body)
+        self._check_types(rt, body)
         dry = self._dry_run(request)
         obj = self.store.create(rt, body, route.namespace, dry_run=dry, manager=self._manager(request))
         return json_response(self._render(rt, obj), 201)
+
+    def _check_types(self, rt: ResourceType, body: dict) -> None:
+        """The apiserver decodes the body into its Go type first: a wrongly typed field is a 400 (decoding.py)."""
+        err = self.emu.decoder.decode_error(rt, body)
+        if err:
+            raise decoding.create_error(rt, body, err)
 
     def _check_kind(self, rt: ResourceType, body: dict) -> None:
         kind, av = body.get("kind"), body.get("apiVersion")
@@ -428,6 +435,7 @@ class ApiServer:
             raise bad_request("the body of the request was in an unknown format")
         if route.sub != "status":
             self._check_kind(rt, body)
+        self._check_types(rt, body)
         obj = self.store.update(rt, body, route.namespace, route.name, subresource=route.sub, dry_run=self._dry_run(request),
                                 manager=self._manager(request))
         return json_response(self._render(rt, obj))
@@ -473,6 +481,14 @@ class ApiServer:
             raise ApiError(422, str(e), "Invalid")
         if not isinstance(new, dict):
             raise ApiError(422, "the patch produced something that is not an object", "Invalid")
+        if ct == "application/strategic-merge-patch+json":
+            err = self.emu.decoder.convert_error(rt, new)
+            if err:
+                raise decoding.patch_error(decoding.go_format(patch), err)
+        else:
+            err = self.emu.decoder.decode_error(rt, new)
+            if err:
+                raise decoding.patch_error(json.dumps(new, separators=(",", ":"), sort_keys=True), err)
         # a patch only carries a resourceVersion precondition when the client put one in the patch
         meta = new.setdefault("metadata", {})
         if not (isinstance(patch, dict) and (patch.get("metadata") or {}).get("resourceVersion")) and ct != "application/json-patch+json":
