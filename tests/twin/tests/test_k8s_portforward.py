@@ -51,12 +51,22 @@ class EchoRuntime(PodRuntime):
             await runner.cleanup()
 
 
+class NotReadyRuntime(PodRuntime):
+    def handles(self, pod):
+        return (pod["metadata"].get("labels") or {}).get("runtime") == "not-ready"
+
+    async def run(self, pod, handle):
+        await handle.set_container_state("main", "running", ready=False)
+        await asyncio.Event().wait()
+
+
 @pytest.fixture(scope="module")
 def pf_twin(tmp_path_factory):
     from kubernetes import client, config
 
     t = EmulatorThread(tmp_path_factory.mktemp("k8s-pf")).start()
     t.emulator.register_runtime(EchoRuntime())
+    t.emulator.register_runtime(NotReadyRuntime())
     api = config.new_client_from_config(str(t.kubeconfig_path))
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": NS}})
@@ -162,3 +172,54 @@ def test_portforward_needs_an_existing_scheduled_pod(pf_twin):
     with pytest.raises(client.ApiException) as e:
         core.connect_post_namespaced_pod_portforward("nope", NS)
     assert e.value.status == 404 and json.loads(e.value.body)["message"] == 'pods "nope" not found'
+
+
+def test_service_proxy_forwards_method_query_body_and_headers_but_not_authorization(pf_twin):
+    """Like the apiserver's reverse proxy: the client's Authorization was consumed by authentication and is not
+    forwarded; other headers, the query and the body are; X-Forwarded-For is added."""
+    import urllib.request
+
+    t, _ = pf_twin
+    req = urllib.request.Request(f"{t.url}/api/v1/namespaces/{NS}/services/echo:80/proxy/v1/things?x=1&y=two", method="PUT",
+                                 data=b"payload", headers={"Authorization": "Basic dTo=", "X-Test": "kept"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        seen = json.loads(r.read())
+    assert seen == {"method": "PUT", "path": "/v1/things", "query": {"x": "1", "y": "two"}, "authorization": None,
+                    "x_test": "kept", "length": 7, "sha256": hashlib.sha256(b"payload").hexdigest()}
+
+
+def test_service_proxy_errors_follow_the_endpoints(pf_twin):
+    import urllib.error
+    import urllib.request
+
+    from kubernetes import client
+
+    t, api = pf_twin
+    core = client.CoreV1Api(api)
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"{t.url}/api/v1/namespaces/{NS}/services/{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())["message"]
+
+    core.create_namespaced_service(NS, {"metadata": {"name": "nobody"}, "spec": {"selector": {"app": "none"}, "ports": [
+        {"name": "web", "port": 80}]}})
+    wait_for(lambda: get("nobody:80/proxy/")[0] == 503, message="endpoints of nobody")
+    assert get("nobody:80/proxy/") == (503, 'no endpoints available for service "nobody"')
+    assert get("echo:81/proxy/") == (503, 'no service port 81 found for service "echo"')
+    assert get("echo/proxy/")[1] == 'no endpoints available for service "echo"'   # the port named "" does not exist
+    assert get("echo:web/proxy/")[0] == 200
+    # a pod that runs but is not ready is a notReadyAddress: the message then names the id as requested
+    core.create_namespaced_pod(NS, {"metadata": {"name": "never-ready", "labels": {"runtime": "not-ready", "app": "slow"}},
+                                    "spec": {"containers": [{"name": "main", "image": "x"}]}})
+    core.create_namespaced_service(NS, {"metadata": {"name": "slow"}, "spec": {"selector": {"app": "slow"}, "ports": [
+        {"name": "web", "port": 80}]}})
+
+    def not_ready_address():
+        eps = core.list_namespaced_endpoints(NS, field_selector="metadata.name=slow").items
+        return eps and eps[0].subsets and eps[0].subsets[0].not_ready_addresses
+
+    wait_for(not_ready_address, message="slow endpoints")
+    assert get("slow:80/proxy/") == (503, 'no endpoints available for service "slow:80"')
