@@ -159,7 +159,7 @@ class Emulator:
         tls_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         tls_sock.bind((self.host, 0))
         self.tls_port = tls_sock.getsockname()[1]
-        await web.SockSite(self._runner, tls_sock, ssl_context=ssl_ctx, shutdown_timeout=1.0).start()
+        await web.SockSite(self._runner, tls_sock, ssl_context=ssl_ctx).start()
         self.write_kubeconfig()
         self.controllers.start()
         self.kubelet.start()
