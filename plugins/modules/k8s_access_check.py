@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: k8s_access_check
 short_description: Check, before anything changes, that the Kubernetes credentials may do what a playbook will do
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Asks the API server, for every permission a playbook is about to use, whether the credentials have it
     (a C(SelfSubjectAccessReview) per permission, the question C(kubectl auth can-i) asks), and fails with the
