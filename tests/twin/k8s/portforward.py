@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from . import resources as R
-from .errors import bad_request
+from .errors import bad_request, method_not_allowed
 from .spdy import Session, Stream
 
 if TYPE_CHECKING:
@@ -72,8 +72,6 @@ class PortForwarder:
     # -- entry ---------------------------------------------------------------------------------------------------------
     async def handle(self, request: web.Request, route: Route):
         if request.method not in ("GET", "POST"):
-            from .errors import method_not_allowed
-
             raise method_not_allowed()
         pod = self.emu.store.get(R.POD, route.namespace, route.name)
         if not pod["spec"].get("nodeName"):
