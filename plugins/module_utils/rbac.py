@@ -60,8 +60,8 @@ FIELDS = ("verb", "resource", "group", "subresource", "namespace", "name")
 
 def parse_resource(resource, group=None, subresource=None):
     """``deployments.apps/scale`` -> ("deployments", "apps", "scale"); explicit group/subresource win."""
-    base, _, sub = (resource or "").partition("/")
-    name, _, grp = base.partition(".")
+    base, sub = [*(resource or "").split("/", 1), ""][:2]
+    name, grp = [*base.split(".", 1), ""][:2]
     return name, group if group is not None else grp, subresource if subresource is not None else sub
 
 

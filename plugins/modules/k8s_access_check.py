@@ -144,7 +144,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_A
 def main():
     spec = dict(
         K8S_AUTH_SPEC,
-        profiles=dict(type="list", elements="str", choices=sorted(rbac.PROFILES), default=[]),
+        profiles=dict(type="list", elements="str", choices=["deploy", "endpoints", "verify", "cleanup", "report"], default=[]),
         permissions=dict(type="list", elements="dict", default=[], options=dict(
             verb=dict(type="str", required=True), resource=dict(type="str", required=True), group=dict(type="str"),
             subresource=dict(type="str"), namespace=dict(type="str"), name=dict(type="str"))),

@@ -51,9 +51,9 @@ def test_endpoint_namespace_defaults_to_namespace():
 
 def test_cleanup_profile_lists_and_deletes_every_kind_an_endpoint_has():
     perms = rbac.expand(["cleanup"])
-    assert {(p["verb"], rbac.kubectl_resource(p)) for p in perms} == {
-        (v, r) for v in ("list", "delete") for r in ("deployments.apps", "services", "horizontalpodautoscalers.autoscaling",
-                                                      "configmaps", "poddisruptionbudgets.policy", "replicasets.apps")}
+    kinds = ("deployments.apps", "services", "horizontalpodautoscalers.autoscaling", "configmaps", "poddisruptionbudgets.policy",
+             "replicasets.apps")
+    assert {(p["verb"], rbac.kubectl_resource(p)) for p in perms} == {(v, r) for v in ("list", "delete") for r in kinds}
 
 
 def test_duplicates_across_profiles_and_explicit_permissions_are_checked_once():
