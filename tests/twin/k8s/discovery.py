@@ -33,12 +33,13 @@ _SUB_VERBS = {
     "scale": ["get", "patch", "update"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "portforward": ["create", "get"],
     "proxy": ["create", "delete", "get", "patch", "update"],
     "binding": ["create"],
     "eviction": ["create"],
     "finalize": ["update"],
 }
-_SUB_KIND = {"log": "Pod", "exec": "PodExecOptions", "proxy": None, "binding": "Binding", "eviction": "Eviction",
+_SUB_KIND = {"log": "Pod", "exec": "PodExecOptions", "portforward": "PodPortForwardOptions", "proxy": None, "binding": "Binding", "eviction": "Eviction",
              "scale": "Scale"}
 
 

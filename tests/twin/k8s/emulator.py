@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import pathlib
@@ -11,12 +12,14 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from . import objects
+from . import auth, objects, tls
 from . import resources as R
 from .controllers import ControllerManager
+from .decoding import Decoder
 from .errors import ApiError
 from .kubelet import Kubelet
 from .openapi import OpenAPI
+from .portforward import PortForwarder
 from .runtime import PodRuntime
 from .server import ApiServer
 from .store import Store, event_name
@@ -48,13 +51,17 @@ class Emulator:
         self.state_dir = pathlib.Path(state_dir)
         self.host = host
         self.port = port
+        self.tls_port = 0              # HTTPS listener (same API) for the identities that need credentials sent
+        self._ca_pem = b""
         self._initial_nodes = [DEFAULT_NODE] if nodes is None else list(nodes)
         self.store = Store()
         self.openapi = _openapi()
+        self.decoder = Decoder(self.openapi.v2["definitions"])
         self.runtimes: list[PodRuntime] = []
         self.image_exists: Callable[[str], bool] = lambda image: True
         self.api = ApiServer(self)
         self.streams = Streams(self)
+        self.portforward = PortForwarder(self)
         self.controllers = ControllerManager(self)
         self.kubelet = Kubelet(self)
         self.stopping = False
@@ -66,6 +73,10 @@ class Emulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://{self.host}:{self.tls_port}"
 
     @property
     def kubeconfig_path(self) -> pathlib.Path:
@@ -146,6 +157,12 @@ class Emulator:
         self.port = sock.getsockname()[1]
         site = web.SockSite(self._runner, sock, shutdown_timeout=1.0)
         await site.start()
+        ssl_ctx, self._ca_pem = tls.server_context(self.host)
+        tls_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tls_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tls_sock.bind((self.host, 0))
+        self.tls_port = tls_sock.getsockname()[1]
+        await web.SockSite(self._runner, tls_sock, ssl_context=ssl_ctx).start()
         self.write_kubeconfig()
         self.controllers.start()
         self.kubelet.start()
@@ -158,19 +175,30 @@ class Emulator:
         await self.controllers.stop()
         await self.kubelet.stop()
         await self.streams.close()
+        await self.portforward.close()
         if self._runner is not None:
             await self._runner.cleanup()
         shutil.rmtree(self.pods_dir, ignore_errors=True)
         self.started = False
 
     def write_kubeconfig(self, path: pathlib.Path | None = None) -> pathlib.Path:
+        """Context ``twin`` (current): admin over HTTP. ``twin-readonly``: the read-only user over HTTPS (kubectl and
+        client-go send a user's token only to a TLS server). ``twin-tls``: the admin over HTTPS."""
         path = path or self.kubeconfig_path
+        ca = base64.b64encode(self._ca_pem).decode()
+
+        def context(name: str, cluster: str, user: str) -> str:
+            return f"- context:\n    cluster: {cluster}\n    namespace: default\n    user: {user}\n  name: {name}\n"
+
         text = (
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- cluster:\n    server: {self.url}\n  name: twin\n"
-            "contexts:\n- context:\n    cluster: twin\n    namespace: default\n    user: twin-admin\n  name: twin\n"
-            "current-context: twin\npreferences: {}\n"
-            "users:\n- name: twin-admin\n  user:\n    token: twin-token\n"
+            f"- cluster:\n    certificate-authority-data: {ca}\n    server: {self.tls_url}\n  name: twin-tls\n"
+            "contexts:\n" + context("twin", "twin", auth.ADMIN.name)
+            + context(auth.READONLY_CONTEXT, "twin-tls", auth.READONLY.name) + context("twin-tls", "twin-tls", auth.ADMIN.name)
+            + "current-context: twin\npreferences: {}\n"
+            f"users:\n- name: {auth.ADMIN.name}\n  user:\n    token: {auth.ADMIN_TOKEN}\n"
+            f"- name: {auth.READONLY.name}\n  user:\n    token: {auth.READONLY_TOKEN}\n"
         )
         path.write_text(text)
         return path

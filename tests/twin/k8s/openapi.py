@@ -78,7 +78,18 @@ def _definitions() -> dict:
                                       "matchLabels": STRMAP})
     d[f"{META}.Condition"] = obj({"lastTransitionTime": TIME, "message": S, "observedGeneration": I64, "reason": S,
                                   "status": S, "type": S}, ["type", "status"])
-    d[f"{CORE}.EnvVar"] = obj({"name": S, "value": S, "valueFrom": OPEN}, ["name"])
+    d[f"{CORE}.ConfigMapKeySelector"] = obj({"key": S, "name": S, "optional": B}, ["key"])
+    d[f"{CORE}.SecretKeySelector"] = obj({"key": S, "name": S, "optional": B}, ["key"])
+    d[f"{CORE}.ObjectFieldSelector"] = obj({"apiVersion": S, "fieldPath": S}, ["fieldPath"])
+    d[f"{CORE}.ResourceFieldSelector"] = obj({"containerName": S, "divisor": QUANTITY, "resource": S}, ["resource"])
+    d[f"{CORE}.EnvVarSource"] = obj({"configMapKeyRef": ref(f"{CORE}.ConfigMapKeySelector"), "fieldRef": ref(f"{CORE}.ObjectFieldSelector"),
+                                     "resourceFieldRef": ref(f"{CORE}.ResourceFieldSelector"),
+                                     "secretKeyRef": ref(f"{CORE}.SecretKeySelector")})
+    d[f"{CORE}.EnvVar"] = obj({"name": S, "value": S, "valueFrom": ref(f"{CORE}.EnvVarSource")}, ["name"])
+    d[f"{CORE}.ConfigMapEnvSource"] = obj({"name": S, "optional": B})
+    d[f"{CORE}.SecretEnvSource"] = obj({"name": S, "optional": B})
+    d[f"{CORE}.EnvFromSource"] = obj({"configMapRef": ref(f"{CORE}.ConfigMapEnvSource"), "prefix": S,
+                                      "secretRef": ref(f"{CORE}.SecretEnvSource")})
     d[f"{CORE}.ContainerPort"] = obj({"containerPort": I32, "hostIP": S, "hostPort": I32, "name": S, "protocol": S},
                                      ["containerPort"])
     d[f"{CORE}.VolumeMount"] = obj({"mountPath": S, "mountPropagation": S, "name": S, "readOnly": B,
@@ -93,7 +104,7 @@ def _definitions() -> dict:
     container = {
         "args": arr(S, list_type="atomic"), "command": arr(S, list_type="atomic"),
         "env": arr(ref(f"{CORE}.EnvVar"), "merge", "name", "map", ["name"]),
-        "envFrom": arr(OPEN, list_type="atomic"), "image": S, "imagePullPolicy": S, "lifecycle": OPEN,
+        "envFrom": arr(ref(f"{CORE}.EnvFromSource"), list_type="atomic"), "image": S, "imagePullPolicy": S, "lifecycle": OPEN,
         "livenessProbe": ref(f"{CORE}.Probe"), "name": S,
         "ports": arr(ref(f"{CORE}.ContainerPort"), "merge", "containerPort", "map", ["containerPort", "protocol"]),
         "readinessProbe": ref(f"{CORE}.Probe"), "resizePolicy": arr(OPEN, list_type="atomic"),
@@ -150,8 +161,9 @@ def _definitions() -> dict:
         "ports": arr(ref(f"{CORE}.ServicePort"), "merge", "port", "map", ["port", "protocol"]),
         "publishNotReadyAddresses": B, "selector": STRMAP, "sessionAffinity": S, "sessionAffinityConfig": OPEN,
         "trafficDistribution": S, "type": S})
-    d["io.k8s.api.apps.v1.DeploymentStrategy"] = obj({"rollingUpdate": obj({"maxSurge": INT_OR_STRING,
-                                                                              "maxUnavailable": INT_OR_STRING}), "type": S})
+    d["io.k8s.api.apps.v1.RollingUpdateDeployment"] = obj({"maxSurge": INT_OR_STRING, "maxUnavailable": INT_OR_STRING})
+    d["io.k8s.api.apps.v1.DeploymentStrategy"] = obj({"rollingUpdate": ref("io.k8s.api.apps.v1.RollingUpdateDeployment"),
+                                                      "type": S})
     d["io.k8s.api.apps.v1.DeploymentSpec"] = obj({
         "minReadySeconds": I32, "paused": B, "progressDeadlineSeconds": I32, "replicas": I32, "revisionHistoryLimit": I32,
         "selector": ref(f"{META}.LabelSelector"),
@@ -160,6 +172,13 @@ def _definitions() -> dict:
     d["io.k8s.api.apps.v1.ReplicaSetSpec"] = obj({"minReadySeconds": I32, "replicas": I32,
                                                   "selector": ref(f"{META}.LabelSelector"),
                                                   "template": ref(f"{CORE}.PodTemplateSpec")}, ["selector"])
+    d["io.k8s.api.autoscaling.v2.CrossVersionObjectReference"] = obj({"apiVersion": S, "kind": S, "name": S}, ["kind", "name"])
+    d["io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec"] = obj({
+        "behavior": OPEN, "maxReplicas": I32, "metrics": arr(OPEN, list_type="atomic"), "minReplicas": I32,
+        "scaleTargetRef": ref("io.k8s.api.autoscaling.v2.CrossVersionObjectReference")}, ["scaleTargetRef", "maxReplicas"])
+    d["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"] = obj({
+        "maxUnavailable": INT_OR_STRING, "minAvailable": INT_OR_STRING, "selector": ref(f"{META}.LabelSelector"),
+        "unhealthyPodEvictionPolicy": S})
     return d
 
 
@@ -172,7 +191,8 @@ def definition_name(rt: ResourceType) -> str:
     if rt.group == "apiextensions.k8s.io":
         return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{rt.version}.{rt.kind}"
     group_pkg = {"": "core", "apps": "apps", "autoscaling": "autoscaling", "policy": "policy",
-                 "events.k8s.io": "events"}[rt.group]
+                 "events.k8s.io": "events", "authorization.k8s.io": "authorization",
+                 "authentication.k8s.io": "authentication"}[rt.group]
     return f"io.k8s.api.{group_pkg}.{rt.version}.{rt.kind}"
 
 
@@ -190,6 +210,10 @@ def _kind_props(rt: ResourceType) -> tuple[str, dict]:
         spec = ref("io.k8s.api.apps.v1.DeploymentSpec")
     elif k == "ReplicaSet":
         spec = ref("io.k8s.api.apps.v1.ReplicaSetSpec")
+    elif k == "HorizontalPodAutoscaler":
+        spec = ref("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec")
+    elif k == "PodDisruptionBudget":
+        spec = ref("io.k8s.api.policy.v1.PodDisruptionBudgetSpec")
     if k == "ConfigMap":
         extra = {"binaryData": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
                  "data": STRMAP, "immutable": B}

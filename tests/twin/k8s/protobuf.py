@@ -1,5 +1,7 @@
 """Decoding of the Kubernetes protobuf wire format for the few kinds kubectl's imperative ``create`` commands send as
-protobuf (ConfigMap, Secret, Namespace, ServiceAccount). client-go does not retry a 415, so these must be understood.
+protobuf (ConfigMap, Secret, Namespace, ServiceAccount), and the self reviews of ``kubectl auth can-i`` / ``whoami``
+(SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview). client-go does not retry a 415, so these must be
+understood.
 Other kinds sent as protobuf are answered with 415 (see README)."""
 
 from __future__ import annotations
@@ -155,9 +157,35 @@ def decode(body: bytes) -> dict:
         auto = [v for n, _, v in f if n == 4]
         if auto:
             obj["automountServiceAccountToken"] = bool(auto[-1])
+    elif api_version in ("authorization.k8s.io/v1", "authentication.k8s.io/v1") and kind in _REVIEWS:
+        spec = next((v for n, _, v in f if n == 2), None)
+        if kind != "SelfSubjectReview":
+            obj["spec"] = _REVIEWS[kind](spec or b"")
     else:
         raise ProtobufError(f"protobuf decoding of {api_version}/{kind} is not implemented")
     return obj
+
+
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+
+
+def _strings(buf: bytes, names: dict[int, str]) -> dict:
+    return {names[n]: _s(v) for n, _, v in fields(buf) if n in names and v}
+
+
+def _ssar_spec(buf: bytes) -> dict:
+    spec: dict = {}
+    for n, _, v in fields(buf):
+        if n == 1:
+            spec["resourceAttributes"] = _strings(v, _RESOURCE_ATTRIBUTES)
+        elif n == 2:
+            spec["nonResourceAttributes"] = _strings(v, {1: "path", 2: "verb"})
+    return spec
+
+
+_REVIEWS = {"SelfSubjectAccessReview": _ssar_spec,
+            "SelfSubjectRulesReview": lambda buf: _strings(buf, {1: "namespace"}),
+            "SelfSubjectReview": lambda buf: {}}
 
 
 def decode_delete_options(body: bytes) -> dict:

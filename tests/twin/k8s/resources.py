@@ -93,7 +93,7 @@ RESOURCES: list[ResourceType] = [
     _r("", "v1", "Namespace", "namespaces", False, ["ns"], ["status", "finalize"],
        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _r("", "v1", "Node", "nodes", False, ["no"], ["status", "proxy"]),
-    _r("", "v1", "Pod", "pods", True, ["po"], ["status", "log", "exec", "proxy", "binding", "eviction"], cats=["all"]),
+    _r("", "v1", "Pod", "pods", True, ["po"], ["status", "log", "exec", "portforward", "proxy", "binding", "eviction"], cats=["all"]),
     _r("", "v1", "Service", "services", True, ["svc"], ["status", "proxy"],
        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"), cats=["all"]),
     _r("", "v1", "ConfigMap", "configmaps", True, ["cm"]),
@@ -113,6 +113,10 @@ RESOURCES: list[ResourceType] = [
     # Custom resources the model-engine builder writes: the VPA add-on and KEDA.
     _crd("autoscaling.k8s.io", "v1", "VerticalPodAutoscaler", "verticalpodautoscalers", True, ["vpa"], columns=VPA_COLUMNS),
     _crd("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", True, ["so"], columns=SCALEDOBJECT_COLUMNS),
+    # create-only reviews answered by the authorizer, never stored (auth.py)
+    _r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 ]
 
 # group -> preferred version (first listed wins)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import yaml
 from aiohttp import web
 
-from . import discovery, protobuf
+from . import auth, decoding, discovery, protobuf
 from . import resources as R
 from .errors import ApiError, bad_request, method_not_allowed
 from .patching import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -127,6 +127,7 @@ class ApiServer:
     async def dispatch(self, request: web.Request):
         path = request.path.rstrip("/") or "/"
         method = request.method
+        user = auth.check(request.headers, method, request.path, request.query)
         if path == "/version":
             return json_response(discovery.SERVER_VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
@@ -162,6 +163,10 @@ class ApiServer:
         route = parse_resource_path(path)
         if route is None:
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        if route.rt.kind in auth.REVIEW_KINDS:
+            return await self.review(request, route, user)
+        if route.sub == "portforward":
+            return await self.emu.portforward.handle(request, route)
         if route.sub in ("exec", "log", "proxy", "binding", "eviction", "scale"):
             return await self.emu.streams.handle(request, route)
         if route.sub == "finalize":
@@ -379,6 +384,17 @@ class ApiServer:
                                     {"resourceVersion": o["metadata"].get("resourceVersion", "")})
         return dumps({"type": typ, "object": o}) + b"\n"
 
+    async def review(self, request: web.Request, route: Route, user: auth.User):
+        """Self{SubjectAccess,SubjectRules,Subject}Review: answered from the caller's identity, never stored."""
+        if request.method != "POST" or route.name is not None:
+            raise method_not_allowed()
+        self._check_content_type(request)
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        self._check_kind(route.rt, body)
+        return json_response(auth.review(user, route.rt.kind, body), 201)
+
     # -- writes --------------------------------------------------------------------------------------------------------
     def _check_writable(self, rt: ResourceType, verb: str) -> None:
         if verb not in rt.verbs:
@@ -391,9 +407,16 @@ class ApiServer:
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
         self._check_kind(rt, body)
+        self._check_types(rt, body)
         dry = self._dry_run(request)
         obj = self.store.create(rt, body, route.namespace, dry_run=dry, manager=self._manager(request))
         return json_response(self._render(rt, obj), 201)
+
+    def _check_types(self, rt: ResourceType, body: dict) -> None:
+        """The apiserver decodes the body into its Go type first: a wrongly typed field is a 400 (decoding.py)."""
+        err = self.emu.decoder.decode_error(rt, body)
+        if err:
+            raise decoding.create_error(rt, body, err)
 
     def _check_kind(self, rt: ResourceType, body: dict) -> None:
         kind, av = body.get("kind"), body.get("apiVersion")
@@ -412,6 +435,7 @@ class ApiServer:
             raise bad_request("the body of the request was in an unknown format")
         if route.sub != "status":
             self._check_kind(rt, body)
+        self._check_types(rt, body)
         obj = self.store.update(rt, body, route.namespace, route.name, subresource=route.sub, dry_run=self._dry_run(request),
                                 manager=self._manager(request))
         return json_response(self._render(rt, obj))
@@ -462,6 +486,14 @@ class ApiServer:
             raise ApiError(422, str(e), "Invalid")
         if not isinstance(new, dict):
             raise ApiError(422, "the patch produced something that is not an object", "Invalid")
+        if ct == "application/strategic-merge-patch+json":
+            err = self.emu.decoder.convert_error(rt, new)
+            if err:
+                raise decoding.patch_error(decoding.go_format(patch), err)
+        else:
+            err = self.emu.decoder.decode_error(rt, new)
+            if err:
+                raise decoding.patch_error(json.dumps(new, separators=(",", ":"), sort_keys=True), err)
         # a patch only carries a resourceVersion precondition when the client put one in the patch
         meta = new.setdefault("metadata", {})
         if not (isinstance(patch, dict) and (patch.get("metadata") or {}).get("resourceVersion")) and ct != "application/json-patch+json":

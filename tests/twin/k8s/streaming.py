@@ -20,7 +20,7 @@ from . import objects
 from . import resources as R
 from .errors import ApiError, bad_request, method_not_allowed, not_found
 from .patching import PatchError, json_patch, merge_patch, strategic_merge_patch
-from .selectors import format_label_selector, labels_match, selector_from_label_selector
+from .selectors import format_label_selector
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tests.twin.k8s")
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "content-length", "host", "authorization", "content-encoding"}
+              "transfer-encoding", "upgrade", "content-length", "host", "authorization"}
+RESPONSE_HOP_BY_HOP = HOP_BY_HOP - {"authorization"}
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
 
 
@@ -380,16 +381,11 @@ class Streams:
 
     async def proxy(self, request: web.Request, route: Route):
         rt = route.rt
-        name = route.name or ""
-        parts = name.split(":")
-        if len(parts) == 3:
-            _scheme, obj_name, port = parts
-        elif len(parts) == 2:
-            obj_name, port = parts
-        else:
-            obj_name, port = name, None
         ns = route.namespace
         if rt.kind == "Pod":
+            name = route.name or ""
+            parts = name.split(":")
+            obj_name, port = (parts[-2], parts[-1]) if len(parts) >= 2 else (name, None)
             pod = self.emu.store.get(R.POD, ns, obj_name)
             target = self._resolve_pod_target(pod, port)
             ip = (pod.get("status") or {}).get("podIP", "")
@@ -398,10 +394,7 @@ class Streams:
                 raise ApiError(503, f"error trying to reach service: dial tcp {ip}:{p}: connect: connection refused",
                                "ServiceUnavailable")
         elif rt.kind == "Service":
-            svc = self.emu.store.get(R.SERVICE, ns, obj_name)
-            target = self._resolve_service_target(svc, port)
-            if target is None:
-                raise ApiError(503, f'no endpoints available for service "{obj_name}"', "ServiceUnavailable")
+            target = self._service_location(ns, route.name or "")
         else:
             raise ApiError(503, "the twin does not proxy to nodes", "ServiceUnavailable")
         host, tport = target
@@ -409,7 +402,11 @@ class Streams:
         if request.path.endswith("/") and not path.endswith("/"):
             path += "/"
         url = f"http://{host}:{tport}{path}"
+        # Like the apiserver's reverse proxy: hop-by-hop headers go, the client's address is added. Authorization never
+        # arrives here: the apiserver's authentication filter deletes it once it has authenticated the request.
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        peer = request.remote or "127.0.0.1"
+        headers["X-Forwarded-For"] = f"{headers['X-Forwarded-For']}, {peer}" if headers.get("X-Forwarded-For") else peer
         body = await request.read()
         session = await self._client()
         try:
@@ -417,7 +414,7 @@ class Streams:
                                        data=body or None, allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=300, sock_connect=5)) as upstream:
                 resp = web.StreamResponse(status=upstream.status,
-                                          headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP})
+                                          headers={k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_HOP_BY_HOP})
                 await resp.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await resp.write(chunk)
@@ -427,25 +424,39 @@ class Streams:
             raise ApiError(503, f"error trying to reach service: dial tcp {host}:{tport}: connect: connection refused ({e})",
                            "ServiceUnavailable")
 
-    def _resolve_service_target(self, svc: dict, port: str | None) -> tuple[str, int] | None:
-        spec = svc.get("spec") or {}
-        ports = spec.get("ports") or []
-        sp = None
-        if port is None or port == "":
-            sp = ports[0] if len(ports) == 1 else None
-        else:
-            sp = next((p for p in ports if p.get("name") == port or str(p.get("port")) == port), None)
-        if sp is None or not spec.get("selector"):
-            return None
-        sel = selector_from_label_selector({"matchLabels": spec["selector"]}) or []
-        target_port = sp.get("targetPort", sp.get("port"))
-        pods = [p for p in self.emu.store.list_raw(R.POD.key, svc["metadata"]["namespace"])
-                if labels_match(sel, p["metadata"].get("labels")) and _ready(p)]
-        for p in sorted(pods, key=lambda p: p["metadata"]["name"]):
-            t = self._resolve_pod_target(p, str(target_port))
-            if t is not None:
-                return t
-        return None
+    def _service_location(self, ns: str, id_: str) -> tuple[str, int]:
+        """The apiserver's Service ResourceLocation: ``name``, ``name:port`` or ``scheme:name:port``, resolved through the
+        Service's Endpoints (ready addresses only), with the same errors."""
+        parts = id_.split(":")
+        scheme, name, port = ("", parts[0], "") if len(parts) == 1 else ("", parts[0], parts[1]) if len(parts) == 2 else \
+            (parts[0], parts[1], parts[2]) if len(parts) == 3 else ("", "", "")
+        if not name or scheme not in ("", "http", "https"):
+            raise bad_request(f'invalid service request "{id_}"')
+        if port.isdigit():
+            svc = self.emu.store.get(R.SERVICE, ns, name)
+            sp = next((p for p in (svc.get("spec") or {}).get("ports") or [] if int(p.get("port", -1)) == int(port)), None)
+            if sp is None:
+                raise ApiError(503, f'no service port {int(port)} found for service "{name}"', "ServiceUnavailable")
+            port = sp.get("name", "")
+        eps = self.emu.store.get(R.ENDPOINTS, ns, name)
+        subsets = eps.get("subsets") or []
+        if not subsets:
+            raise ApiError(503, f'no endpoints available for service "{name}"', "ServiceUnavailable")
+        for ss in subsets:
+            epp = next((p for p in ss.get("ports") or [] if p.get("name", "") == port), None)
+            if epp is None:
+                continue
+            for addr in ss.get("addresses") or []:
+                ref = addr.get("targetRef") or {}
+                pod = self.emu.store.get_raw(R.POD.key, ref.get("namespace") or ns, ref.get("name", ""))
+                if pod is None:
+                    continue
+                target = self._resolve_pod_target(pod, str(epp["port"]))
+                if target is None:
+                    raise ApiError(503, f"error trying to reach service: dial tcp {addr.get('ip')}:{epp['port']}: connect: "
+                                        "connection refused", "ServiceUnavailable")
+                return target
+        raise ApiError(503, f'no endpoints available for service "{id_}"', "ServiceUnavailable")
 
     # -- binding / eviction --------------------------------------------------------------------------------------------
     async def binding(self, request: web.Request, route: Route):
@@ -518,7 +529,3 @@ class Streams:
         new["spec"]["replicas"] = replicas
         updated = self.emu.store.update(rt, new, route.namespace, route.name, subresource="scale", dry_run=dry, manager=manager)
         return _json(self._scale_obj(updated))
-
-
-def _ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])

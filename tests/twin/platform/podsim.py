@@ -486,14 +486,25 @@ class EndpointPodRuntime(PodRuntime):
 
 
 class ControlPlaneRuntime(PodRuntime):
-    """Pods of the twin's control-plane Deployments (model-engine gateway and endpoint builder)."""
+    """Pods of the twin's control-plane Deployments (model-engine gateway and endpoint builder).
+
+    A running gateway pod's container port 5000 is backed by the twin's model-engine API server (``gateway_address``,
+    set by the twin once that server listens), so the ``model-engine`` Service, ``kubectl port-forward`` and the
+    Kubernetes service proxy reach the same API as ``model_engine_url``."""
 
     APPS = {"model-engine", "model-engine-endpoint-builder"}
+    GATEWAY_PORT = 5000
 
     def __init__(self, registry, config):
         self.registry = registry
         self.config = config
+        self.gateway_address: tuple[str, int] | None = None
         self._running: dict[str, list] = {}   # app -> handles of pods whose container runs (for log lines)
+
+    async def _expose_gateway(self, handle) -> None:
+        while self.gateway_address is None:
+            await asyncio.sleep(0.05)
+        handle.expose(self.GATEWAY_PORT, *self.gateway_address)
 
     def log(self, app: str, text: str) -> None:
         """Append to the log of every running pod of that control-plane Deployment (e.g. builder task logs)."""
@@ -529,6 +540,7 @@ class ControlPlaneRuntime(PodRuntime):
             if name == "model-engine-endpoint-builder":
                 handle.log(name, "[INFO] celery@builder ready.\n")
             else:
+                await self._expose_gateway(handle)
                 handle.log(name, "INFO:     Uvicorn running on http://0.0.0.0:5000 (Press CTRL+C to quit)\n")
             await handle.set_ready(name, True)
             app = pod["metadata"]["labels"]["app"]

@@ -141,12 +141,13 @@ def parse_cpu(q) -> float:
     return float(s)
 
 
-def format_bytes(n: float) -> str:
-    for unit, size in (("Ti", 1024 ** 4), ("Gi", 1024 ** 3), ("Mi", 1024 ** 2), ("Ki", 1024)):
-        if n >= size:
-            v = n / size
-            return f"{int(v)}{unit}" if v == int(v) else f"{v:.2f}{unit}"
-    return f"{int(n)}"
+def format_bytes(num_bytes: float) -> str:
+    """Upstream ``k8s_resource_parser.format_bytes``: one decimal, binary units (250Gi - 2Gi -> ``248.0Gi``)."""
+    for unit in ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi"):
+        if abs(num_bytes) < 1024.0:
+            return f"{num_bytes:3.1f}{unit}"
+        num_bytes /= 1024.0
+    return f"{num_bytes:.1f}Yi"
 
 
 def _gpu_repr(gpu_type) -> str:
@@ -219,9 +220,11 @@ def validate_num_shards(num_shards, framework, gpus) -> None:
 def validate_quantization(quantize, framework) -> None:
     framework = LLMInferenceFramework(framework)
     if quantize is not None and quantize not in SUPPORTED_QUANTIZATIONS[framework]:
+        # upstream formats the (str, Enum) members with f-strings, which on Python 3.11+ print ``Class.MEMBER``,
+        # and the list of supported members with their repr
         supported = [f"<Quantization.{q.name}: '{q.value}'>" for q in SUPPORTED_QUANTIZATIONS[framework]]
-        raise InvalidValue(f"Quantization {Quantization(quantize).value} is not supported for inference framework "
-                           f"{LLMInferenceFramework(framework).value}. Supported quantization types are "
+        raise InvalidValue(f"Quantization Quantization.{Quantization(quantize).name} is not supported for inference "
+                           f"framework LLMInferenceFramework.{framework.name}. Supported quantization types are "
                            f"[{', '.join(supported)}].")
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from tests.twin.k8s.auth import ADMIN_TOKEN, READONLY_CONTEXT, READONLY_TOKEN
+
 from .api import ModelEngineAPI, k8s_service_proxy
 from .builder import EndpointBuilder
 from .config import LATEST_TAGS, MODEL_ENGINE_IMAGE, RECOMMENDED_HARDWARE, ServiceConfig
@@ -80,7 +82,7 @@ class Twin:
         self.engine: ModelEngine | None = None
         self.builder: EndpointBuilder | None = None
         self.api_runner: web.AppRunner | None = None
-        self.api_url: str | None = None
+        self.api_url: str | None = None   # the gateway API; also behind the model-engine Service (port 80 -> 5000)
         self.manifest: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -163,6 +165,7 @@ class Twin:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.api_url = f"http://127.0.0.1:{port}"
+        self.control_plane_runtime.gateway_address = ("127.0.0.1", port)
         self._cp_task = asyncio.get_running_loop().create_task(self._watch_control_plane())
         self.builder = EndpointBuilder(self.engine, self, queue, pod_log=lambda text: self.control_plane_runtime.log(
             "model-engine-endpoint-builder", text))
@@ -292,6 +295,12 @@ class Twin:
                       "s3": self.s3.port,
                       "registry": self.registry_server.port if self.registry_server else None},
             "kubeconfig": str(self.emulator.kubeconfig_path) if self.emulator else None,
+            # kubeconfig contexts: admin over HTTP (current), the read-only identity and the admin over HTTPS
+            "kubernetes_tls_url": self.emulator.tls_url if self.emulator else None,
+            "kube_contexts": {"admin": "twin", "readonly": READONLY_CONTEXT, "admin_tls": "twin-tls"},
+            "kube_tokens": {"admin": ADMIN_TOKEN, "readonly": READONLY_TOKEN},
+            "gateway_service": {"namespace": self.config.gateway_namespace, "name": "model-engine", "port": 80,
+                                "target_port": 5000},
             "s3": {"kind": self.options.s3, "endpoint_url": self.s3.endpoint_url, "pid": self.s3.pid,
                    "bucket": self.options.bucket, "access_key": self.s3.access_key,
                    "secret_key": self.s3.secret_key, "region": self.s3.region},

@@ -157,8 +157,8 @@ def test_num_shards_must_equal_gpus(me, runbook_body):
 def test_vllm_only_accepts_awq(me, runbook_body):
     runbook_body["quantize"] = "bitsandbytes"
     assert_detail(me.post(CREATE, runbook_body), 400,
-                  "Quantization bitsandbytes is not supported for inference framework vllm. Supported quantization "
-                  "types are [<Quantization.AWQ: 'awq'>].")
+                  "Quantization Quantization.BITSANDBYTES is not supported for inference framework "
+                  "LLMInferenceFramework.VLLM. Supported quantization types are [<Quantization.AWQ: 'awq'>].")
 
 
 def test_chat_template_length(me, runbook_body):
@@ -202,9 +202,9 @@ def test_checkpoint_rules(me, runbook_body, path, detail):
 
 @pytest.mark.parametrize(("field", "value", "detail"), [
     ("cpus", 63, f"Requested cpus=64 too high. The maximum for gpu_type={T4} is 62"),
-    ("memory", "249Gi", f"Requested memory={251 * 1024 ** 3} too high. The maximum for gpu_type={T4} is 248Gi"),
+    ("memory", "249Gi", f"Requested memory={251 * 1024 ** 3} too high. The maximum for gpu_type={T4} is 248.0Gi"),
     ("storage", "700Gi", f"Requested storage={700 * 1024 ** 3 + 10 ** 9} too high. The maximum for gpu_type={T4} "
-                         "is 639.07Gi"),
+                         "is 639.1Gi"),
 ])
 def test_resource_ceilings_per_gpu_type(me, runbook_body, field, value, detail):
     runbook_body[field] = value
