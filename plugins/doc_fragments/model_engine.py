@@ -8,21 +8,45 @@ class ModuleDocFragment(object):
 
     DOCUMENTATION = r"""
 options:
+  connection:
+    description:
+      - How the gateway is reached. V(url) sends requests to O(url) (an ingress, or an address you forward yourself).
+      - V(kubernetes) reaches the gateway Service O(service_namespace)/O(service) port O(service_port) through the
+        Kubernetes API, as C(kubectl port-forward svc/model-engine -n llm-core 5000:80) does, with the Kubernetes
+        connection options (O(kubeconfig), O(context), ...) and no background process. Each request goes through a
+        C(pods/portforward) tunnel to a Ready pod behind the Service (the API server's service proxy cannot be used,
+        since it consumes the C(Authorization) header the gateway reads the user from). A Service without a ready
+        endpoint fails with C(no endpoints available for service "model-engine"). O(url), O(validate_certs) and
+        O(ca_path) are then not used.
+      - If not set, the environment variable E(MODEL_ENGINE_CONNECTION) is used.
+    type: str
+    default: url
+    choices: [url, kubernetes]
+  service:
+    description: With O(connection=kubernetes), the gateway Service.
+    type: str
+    default: model-engine
+  service_namespace:
+    description: With O(connection=kubernetes), the namespace of the gateway Service (the control plane's).
+    type: str
+    default: llm-core
+  service_port:
+    description: With O(connection=kubernetes), the Service port (the runbook's C(5000:80) forwards port 80).
+    type: int
+    default: 80
   url:
     description:
-      - Base URL of the model-engine gateway, for example C(http://model-engine.llm-core.svc) or the
-        address of C(kubectl port-forward svc/model-engine -n llm-core 5000:80).
+      - Base URL of the model-engine gateway, for example C(https://model-engine.dev.odp.om) or the
+        address of C(kubectl port-forward svc/model-engine -n llm-core 5000:80). Required with O(connection=url).
       - If not set, the environment variable E(MODEL_ENGINE_URL) is used.
     type: str
-    required: true
     aliases: [model_engine_url]
   user_id:
     description:
       - The model-engine user id. It is sent as the HTTP Basic username with an empty password,
-        as the gateway expects.
+        as the gateway expects. Required by every request to the gateway.
       - If not set, the environment variable E(MODEL_ENGINE_USER_ID) is used.
     type: str
-    required: true
   validate_certs:
     description:
       - Verify the gateway's TLS certificate. Only set to V(false) for a gateway you trust.

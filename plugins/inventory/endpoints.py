@@ -129,6 +129,35 @@ options:
       - name: model_engine_ca_path
     env:
       - name: MODEL_ENGINE_CA_PATH
+  connection:
+    description:
+      - V(url) reads the gateway at O(url); V(kubernetes) reaches the gateway Service O(service_namespace)/O(service)
+        through the Kubernetes API (a port-forward tunnel, with the kubeconfig O(kubeconfig)), as the modules'
+        C(connection) option does; O(url) is then not needed.
+    type: str
+    default: url
+    choices: [url, kubernetes]
+    vars:
+      - name: model_engine_connection
+    env:
+      - name: MODEL_ENGINE_CONNECTION
+  service:
+    description: With O(connection=kubernetes), the gateway Service.
+    type: str
+    default: model-engine
+  service_namespace:
+    description: With O(connection=kubernetes), the namespace of the gateway Service.
+    type: str
+    default: llm-core
+    vars:
+      - name: model_engine_namespace
+  kubeconfig:
+    description: With O(connection=kubernetes), the kubeconfig file (the Kubernetes client's defaults otherwise).
+    type: path
+    vars:
+      - name: k8s_kubeconfig
+    env:
+      - name: K8S_AUTH_KUBECONFIG
   request_timeout:
     description:
       - Seconds to wait for the gateway's answer.
@@ -207,8 +236,9 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, ModelEngineError
+from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import annotate, list_endpoints
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError
 
 try:  # ansible-core >= 2.19 (data tagging): strings are templated only when trusted
     from ansible.template import trust_as_template
@@ -229,6 +259,9 @@ CONNECTION_VARS = {
     "user_id": "model_engine_user",
     "validate_certs": "model_engine_validate_certs",
     "ca_path": "model_engine_ca_path",
+    "connection": "model_engine_connection",
+    "service_namespace": "model_engine_namespace",
+    "kubeconfig": "k8s_kubeconfig",
 }
 TEMPLATED_OPTIONS = ("url", "user_id")
 STATUS_GROUPS = {
@@ -435,6 +468,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # ------------------------------------------------------------------ the gateway and the cache
     def _connection(self):
         url, user_id = self.get_option("url"), self.get_option("user_id")
+        if self.get_option("connection") == "kubernetes":
+            url = "kubernetes://%s/%s" % (self.get_option("service_namespace"), self.get_option("service"))
         if not url:
             raise AnsibleParserError(
                 "%s: no gateway URL: set url in the config file, model_engine_url in group_vars/all or -e, or MODEL_ENGINE_URL "
@@ -461,12 +496,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._cache[cache_key] = {"format": CACHE_FORMAT, "url": url, "user_id": user_id, "endpoints": records}
         return records
 
+    def _transport(self):
+        """The tunnel to the gateway Service for connection: kubernetes (None for a URL)."""
+        if self.get_option("connection") != "kubernetes":
+            return None
+        from ansible_collections.odp.model_engine.plugins.module_utils.gateway_tunnel import GatewayTunnel
+        from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
+
+        params = {"kubeconfig": self.get_option("kubeconfig")} if self.get_option("kubeconfig") else {}
+        return GatewayTunnel(Kube(params), self.get_option("service_namespace"), self.get_option("service"))
+
     def _fetch(self, url, user_id):
         try:
-            client = ModelEngineClient(url, user_id, validate_certs=self.get_option("validate_certs"), ca_path=self.get_option("ca_path"),
-                                       timeout=self.get_option("request_timeout"), retries=self.get_option("retries"))
+            transport = self._transport()
+            client = ModelEngineClient(None if transport else url, user_id, validate_certs=self.get_option("validate_certs"),
+                                       ca_path=self.get_option("ca_path"), timeout=self.get_option("request_timeout"),
+                                       retries=self.get_option("retries"), transport=transport)
             records = list_endpoints(client)
-        except (ModelEngineError, ValueError) as e:
+        except (OdpError, ValueError) as e:
             raise AnsibleParserError(
                 "%s: cannot list the endpoints of the model-engine gateway at %s for user %s: %s. No endpoint host was added; "
                 "set include_live: false to build them from the declarations only, or cache: true to serve a recent list"

@@ -78,12 +78,17 @@ def basic_auth_header(user_id):
 
 class ModelEngineClient(object):
     """Small JSON client. ``options``: ``timeout`` (30 s), ``retries`` (4), ``backoff_base`` (0.5 s),
-    ``backoff_max`` (8 s), ``on_retry(method, path, attempt, reason, delay)``; ``sleep`` and ``rand`` are
-    injectable for tests."""
+    ``backoff_max`` (8 s), ``on_retry(method, path, attempt, reason, delay)``, ``transport`` (an object with
+    ``open(method, url, data, headers, timeout)`` that replaces ``open_url``, e.g. gateway_tunnel.GatewayTunnel; then
+    ``url`` may be its ``base_url``); ``sleep`` and ``rand`` are injectable for tests."""
 
     def __init__(self, url, user_id, validate_certs=True, ca_path=None, **options):
+        self.transport = options.get("transport")
+        if self.transport is not None:
+            url = url or self.transport.base_url
         if not url:
-            raise SpecError("url: the model-engine gateway URL is required")
+            raise SpecError("url: the model-engine gateway URL is required (or connection: kubernetes, to reach the gateway "
+                            "Service through the Kubernetes API)")
         if not (url.startswith("http://") or url.startswith("https://")):
             raise SpecError("url: %r must start with http:// or https://" % url)
         self.base_url = url.rstrip("/")
@@ -143,8 +148,11 @@ class ModelEngineClient(object):
     def _send(self, method, url, data, headers, timeout):
         """One attempt: ("ok", body) or ("retry", (status, payload, retry_after, reason)); raises for a final error."""
         try:
-            resp = open_url(url, method=method, data=data, headers=headers, validate_certs=self.validate_certs,
-                            ca_path=self.ca_path, timeout=timeout, follow_redirects="safe", use_proxy=True)
+            if self.transport is not None:
+                resp = self.transport.open(method, url, data, headers, timeout)
+            else:
+                resp = open_url(url, method=method, data=data, headers=headers, validate_certs=self.validate_certs,
+                                ca_path=self.ca_path, timeout=timeout, follow_redirects="safe", use_proxy=True)
             return "ok", self._decode(resp.read())
         except HTTPError as e:
             try:
@@ -162,7 +170,8 @@ class ModelEngineClient(object):
         if status is not None:
             msg = "%s %s returned HTTP %s after %d attempt(s): %s" % (method, path, status, attempts, error_detail(payload) or reason)
         else:
-            msg = "%s %s failed after %d attempt(s): %s (is %s reachable?)" % (method, path, attempts, reason, self.base_url)
+            where = self.transport.describe() if self.transport is not None else self.base_url
+            msg = "%s %s failed after %d attempt(s): %s (is %s reachable?)" % (method, path, attempts, reason, where)
         return ModelEngineError(msg, status=status, body=payload, method=method, url=url, attempts=attempts)
 
     def request(self, method, path, body=None, params=None, **options):

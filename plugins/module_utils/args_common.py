@@ -9,8 +9,12 @@ import copy
 from ansible.module_utils.basic import env_fallback
 
 MODEL_ENGINE_CONNECTION_SPEC = dict(
-    url=dict(type="str", required=True, aliases=["model_engine_url"], fallback=(env_fallback, ["MODEL_ENGINE_URL"])),
-    user_id=dict(type="str", required=True, fallback=(env_fallback, ["MODEL_ENGINE_USER_ID"])),
+    connection=dict(type="str", default="url", choices=["url", "kubernetes"], fallback=(env_fallback, ["MODEL_ENGINE_CONNECTION"])),
+    service=dict(type="str", default="model-engine"),
+    service_namespace=dict(type="str", default="llm-core"),
+    service_port=dict(type="int", default=80),
+    url=dict(type="str", aliases=["model_engine_url"], fallback=(env_fallback, ["MODEL_ENGINE_URL"])),
+    user_id=dict(type="str", fallback=(env_fallback, ["MODEL_ENGINE_USER_ID"])),
     validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["MODEL_ENGINE_VALIDATE_CERTS"])),
     ca_path=dict(type="path", fallback=(env_fallback, ["MODEL_ENGINE_CA_PATH"])),
     request_timeout=dict(type="float", default=30.0),

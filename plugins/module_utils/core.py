@@ -20,7 +20,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, basic_auth_header
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, S3Error
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, S3Error, SpecError
 
 # import name -> (pip name, why the module needs it)
 _DEPENDENCIES = {
@@ -58,7 +58,7 @@ class ModelEngineModule(AnsibleModule):
         for name in requires:
             self.require(name)
         user_id = self.params.get("user_id")
-        if user_id and "url" in self.params:
+        if user_id and "user_id" in self.params:
             # The header value is what a proxy log or a -vvv dump would show; never let it out.
             self.no_log_values.add(basic_auth_header(user_id).split(" ", 1)[1])
 
@@ -79,10 +79,29 @@ class ModelEngineModule(AnsibleModule):
         self.result.update(out or {})
         self.exit_json(**self.result)
 
-    def model_engine_client(self, **overrides):
-        """A ModelEngineClient built from the shared connection options."""
+    def gateway_transport(self):
+        """The tunnel to the gateway Service for ``connection: kubernetes`` (None for a direct URL)."""
         p = self.params
+        if p.get("connection") != "kubernetes":
+            if not p.get("url"):
+                raise SpecError("url: required with connection: url (the gateway's address, e.g. an ingress); set connection: "
+                                "kubernetes to reach the gateway Service through the Kubernetes API instead")
+            return None
+        self.require("kubernetes")
+        from ansible_collections.odp.model_engine.plugins.module_utils.gateway_tunnel import GatewayTunnel
+        from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
+
+        return GatewayTunnel(Kube(p), p["service_namespace"], p["service"], p["service_port"])
+
+    def model_engine_client(self, require_user=True, **overrides):
+        """A ModelEngineClient built from the shared connection options (``require_user=False`` for the health routes,
+        which need no user)."""
+        p = self.params
+        if require_user and not p.get("user_id"):
+            raise SpecError("user_id: required to talk to the model-engine gateway (the user id it knows you by; "
+                            "inventory variable model_engine_user, or MODEL_ENGINE_USER_ID)")
         kwargs = dict(
+            transport=self.gateway_transport(),
             url=p["url"], user_id=p["user_id"], validate_certs=p["validate_certs"], ca_path=p.get("ca_path"),
             timeout=p["request_timeout"], retries=p["retries"],
             on_retry=lambda method, path, attempt, reason, delay: self.log(

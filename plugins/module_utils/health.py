@@ -10,6 +10,7 @@ a download on its way) are never candidates.
 
 from __future__ import annotations
 
+from ansible_collections.odp.model_engine.plugins.module_utils import endpoint_objects
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import list_endpoints, resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.follow import limits
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEGRADED, FAILED, SERVING, judge
@@ -46,7 +47,7 @@ def run(module):
         records = [r for r in records if r["name"] in p["names"]]
     kube = Kube(p)
     observer = Observer(p, gateway=client, kube=kube)
-    objects = kube.endpoint_objects(p["namespace"])
+    objects = endpoint_objects.find(kube, p["namespace"])
     lim = limits(p)
     endpoints = [_entry(obs, judge(obs, lim), objects, p["min_age"]) for obs in observer.observe_many(records)]
     # An orphan is an object made for this user (label created_by) whose endpoint the API no longer has;

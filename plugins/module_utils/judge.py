@@ -401,8 +401,9 @@ def rule_failed_mount(view):
         if not bad:
             continue
         m = MOUNT_RE.search(bad[-1]["message"])
-        evidence = ["pod %s %s: Warning FailedMount (x%s): %s" % (pod["metadata"]["name"], (pod.get("status") or {}).get("phase"),
-                                                                 e.get("count") or 1, e.get("message")) for e in bad[-3:]]
+        phase = (pod.get("status") or {}).get("phase")
+        evidence = ["pod %s %s: Warning FailedMount (x%s): %s" % (pod["metadata"]["name"], phase, e.get("count") or 1, e.get("message"))
+                    for e in bad[-3:]]
         return view.verdict("failed_mount", "Pod %s cannot start: volume %s: %s" % (pod["metadata"]["name"], m.group("volume"), m.group("error")),
                             evidence)
     return None

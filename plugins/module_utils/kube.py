@@ -66,6 +66,8 @@ KINDS = {
     "Service": ("core", "service", True),
     "ConfigMap": ("core", "config_map", True),
     "Event": ("core", "event", True),
+    "Endpoints": ("core", "endpoints", True),
+    "PersistentVolumeClaim": ("core", "persistent_volume_claim", True),
     "Node": ("core", "node", False),
     "Deployment": ("apps", "deployment", True),
     "ReplicaSet": ("apps", "replica_set", True),
@@ -101,6 +103,18 @@ class Kube(object):
     def _method(self, verb, kind):
         api, suffix, namespaced = KINDS[kind]
         return getattr(getattr(self, api), "%s_%s%s" % (verb, "namespaced_" if namespaced else "", suffix)), namespaced
+
+    def delete(self, kind, name, namespace=None):
+        """Delete an object; False when it was already gone."""
+        fn, namespaced = self._method("delete", kind)
+        args = (name, namespace) if namespaced else (name,)
+        try:
+            self.call("Deleting %s %s/%s" % (kind, namespace or "", name), fn, *args)
+        except KubeError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
 
     def get(self, kind, name, namespace=None):
         """The object, or None when it does not exist."""
@@ -167,18 +181,6 @@ class Kube(object):
     def patch_pod_annotations(self, namespace, pod, annotations):
         body = {"metadata": {"annotations": annotations}}
         return self.call("Annotating pod %s/%s" % (namespace, pod), self.core.patch_namespaced_pod, pod, namespace, body)
-
-    def endpoint_objects(self, namespace, kinds=("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap")):
-        """Every object of ``kinds`` an endpoint builder made (label managed-by=model-engine), as
-        {kind, name, endpoint_id, created_by}."""
-        out = []
-        for kind in kinds:
-            for item in self.list(kind, namespace, "managed-by=model-engine"):
-                meta = item.get("metadata") or {}
-                labels = meta.get("labels") or {}
-                out.append({"kind": kind, "name": meta.get("name"), "endpoint_id": labels.get("endpoint_id"),
-                            "created_by": labels.get("created_by")})
-        return out
 
     def exec(self, namespace, pod, container, argv, timeout=300):
         """Run argv in the container through the exec API; return (rc, stdout, stderr)."""

@@ -57,6 +57,7 @@ LLM_ENDPOINT_SPEC = dict(
     chat_template_override=dict(type="str"),
     vllm_args=dict(type="dict"),
     force_bundle_recreation=dict(type="bool", default=False),
+    remove_leftovers=dict(type="bool", default=True),
 )
 
 
@@ -98,6 +99,23 @@ def _finish(module, msg, record):
     return {}
 
 
+def _leftovers(module, record):
+    """The endpoint's objects still in Kubernetes after the gateway's delete (the gateway tolerates missing ones and
+    may leave some: a PDB, a claim...), deleted by label; listed only in check mode. Without Kubernetes access the
+    check is skipped with a warning (the gateway's delete stands)."""
+    from ansible_collections.odp.model_engine.plugins.module_utils.endpoint_objects import remove_leftovers
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
+
+    if not module.params["remove_leftovers"]:
+        return []
+    try:
+        kube = Kube(module.params)
+    except KubeError as e:
+        module.warn("Leftover Kubernetes objects of %s were not checked: %s" % (record["name"], e))
+        return []
+    return remove_leftovers(kube, module.params["namespace"], record["id"], check_mode=module.check_mode)
+
+
 def _absent(module, client, name, record):
     if record is None:
         return _finish(module, "Endpoint %s already absent" % name, None)
@@ -105,6 +123,8 @@ def _absent(module, client, name, record):
     module.result.update(_result_fields(record))
     if not module.check_mode:
         delete_endpoint(client, name)
+        module.result["changed"] = True
+    module.result["removed_objects"] = _leftovers(module, record)
     module.result["changed"] = True
     return _finish(module, "Endpoint %s %s" % (name, "would be deleted" if module.check_mode else "deleted"), record)
 

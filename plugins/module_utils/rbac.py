@@ -15,7 +15,7 @@ both verbs on ``pods/exec`` so that the check holds on every version.
 
 from __future__ import annotations
 
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError
 
 try:
     from kubernetes.client import AuthorizationV1Api
@@ -176,3 +176,17 @@ def check_access(params, authz=None):
 
         authz = AuthorizationV1Api(kube.api_client(params))
     return check(authz, perms)
+
+
+class AccessDenied(OdpError):
+    """The credentials lack permissions the run needs; the result lists each."""
+
+
+def run(module):
+    """k8s_access_check: ask for each permission; fail naming the missing ones (``fail_on_missing``)."""
+    result = check_access(module.params)
+    if not result["allowed"] and module.params["fail_on_missing"]:
+        error = AccessDenied(failure_message(result, module.params.get("context")))
+        error.result.update(result)
+        raise error
+    return dict(result, changed=False)

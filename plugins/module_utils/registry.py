@@ -379,6 +379,7 @@ def run(module):
         module.require("kubernetes")
     result = image_info(module.params, module.no_log_values)
     if module.params["fail_on_missing"] and result["missing"]:
-        message = result.pop("message")
-        raise MissingImages(message, **result)
+        error = MissingImages(result.pop("message"))
+        error.result.update(result)
+        raise error
     return dict(result, changed=False)

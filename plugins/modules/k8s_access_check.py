@@ -137,7 +137,6 @@ commands:
 
 from ansible_collections.odp.model_engine.plugins.module_utils import rbac
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 
 
@@ -153,13 +152,7 @@ def main():
         fail_on_missing=dict(type="bool", default=True),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",))
-    try:
-        result = rbac.check_access(module.params)
-    except KubeError as e:
-        module.fail_json(msg=str(e))
-    if not result["allowed"] and module.params["fail_on_missing"]:
-        module.fail_json(msg=rbac.failure_message(result, module.params.get("context")), changed=False, **result)
-    module.exit_json(changed=False, **result)
+    module.run(rbac.run)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,15 @@ options:
       - Rebuild the bundle (new container command) whenever an update is sent.
     type: bool
     default: false
+  remove_leftovers:
+    description:
+      - With O(state=absent), after the gateway's delete, delete every Kubernetes object still labelled with the
+        endpoint's id, of every kind the endpoint builder writes (Deployment, Service, HPA, KEDA ScaledObject,
+        PodDisruptionBudget, VerticalPodAutoscaler, ConfigMaps, model-cache PersistentVolumeClaim), in O(namespace).
+        The runbook's cleanup and C(kubectl get all) miss several of them. Skipped with a warning when the Kubernetes
+        client cannot be configured.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
@@ -260,6 +269,12 @@ changes:
   returned: when updated
   type: dict
   sample: {max_workers: {before: 1, after: 2}}
+removed_objects:
+  description: With O(state=absent), the Kubernetes objects found and deleted after the gateway's delete (in check mode, those that exist now), as C(Kind/name).
+  returned: when deleted
+  type: list
+  elements: str
+  sample: [PodDisruptionBudget/launch-endpoint-id-end-cismpd08agn003rr2kc0]
 bundle_rebuild:
   description: Whether the update makes model-engine build a new bundle (new pods).
   returned: when updated

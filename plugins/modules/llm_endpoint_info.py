@@ -31,9 +31,10 @@ options:
     choices: [newest, oldest]
 extends_documentation_fragment:
   - odp.model_engine.model_engine
+  - odp.model_engine.k8s_auth
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
-  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE
+  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE_K8S
 """
 
 EXAMPLES = r"""
@@ -105,11 +106,12 @@ endpoints:
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, merge_specs
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import info
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 
 
 def main():
     argument_spec = merge_specs(
-        MODEL_ENGINE_CONNECTION_SPEC,
+        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC,
         name=dict(type="str"),
         order_by=dict(type="str", choices=["newest", "oldest"]),
     )

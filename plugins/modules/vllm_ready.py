@@ -49,7 +49,7 @@ options:
   smoke:
     description:
       - V(none) stops after C(/v1/models); V(direct) posts a completion to the pod; V(gateway) posts a
-        chat completion to the model-engine gateway with the endpoint name as model (needs O(url), O(user_id)
+        chat completion to the model-engine gateway with the endpoint name as model (needs O(url) or O(connection=kubernetes), O(user_id)
         and O(endpoint_name)).
     type: str
     default: none
@@ -66,29 +66,8 @@ options:
     description: Without O(wait), fail when not ready (otherwise only C(ready=false) is returned).
     type: bool
     default: false
-  url:
-    description: model-engine gateway URL, for O(smoke=gateway).
-    type: str
-    aliases: [model_engine_url]
-  user_id:
-    description: model-engine user id, for O(smoke=gateway).
-    type: str
-  validate_certs:
-    description: Verify the gateway's TLS certificate.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle of the gateway.
-    type: path
-  request_timeout:
-    description: Seconds to wait for one gateway answer.
-    type: float
-    default: 30
-  retries:
-    description: Retries of gateway requests on 429/502/503/504 and connection errors.
-    type: int
-    default: 4
 extends_documentation_fragment:
+  - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
   - odp.model_engine.wait
   - odp.model_engine.attributes
@@ -160,11 +139,8 @@ from ansible_collections.odp.model_engine.plugins.module_utils.readiness import 
 
 
 def main():
-    gateway = merge_specs(MODEL_ENGINE_CONNECTION_SPEC)
-    gateway["url"].update(required=False)
-    gateway["user_id"].update(required=False)
     spec = merge_specs(
-        gateway, K8S_AUTH_SPEC, WAIT_SPEC,
+        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC, WAIT_SPEC,
         endpoint_name=dict(type="str"),
         endpoint_id=dict(type="str"),
         pod=dict(type="str"),
@@ -181,7 +157,7 @@ def main():
         argument_spec=spec, supports_check_mode=True, requires=("kubernetes",),
         required_one_of=[("endpoint_name", "endpoint_id", "pod")],
         mutually_exclusive=[("endpoint_name", "endpoint_id", "pod")],
-        required_if=[("smoke", "gateway", ("url", "user_id", "endpoint_name"))],
+        required_if=[("smoke", "gateway", ("user_id", "endpoint_name"))],
     )
     module.run(run)
 

@@ -156,7 +156,7 @@ def module(localhost, twin_vars):
         "s3_sync_verify": ("k8s", "s3"), "vllm_ready": ("k8s",), "endpoint_preflight": ("k8s", "s3"),
         "llm_endpoint_progress": ("model_engine", "k8s", "s3"), "llm_endpoint": ("model_engine", "k8s", "s3"),
         "llm_endpoint_info": ("model_engine",), "endpoint_diagnose": ("model_engine", "k8s", "s3"), "cluster_capacity_info": ("k8s",),
-        "endpoint_health_info": ("model_engine", "k8s", "s3"), "rollout_verify": ("k8s",),
+        "endpoint_health_info": ("model_engine", "k8s", "s3"), "rollout_verify": ("k8s",), "gateway_info": (),
     }
 
     def run(module_name, /, **args):
@@ -213,3 +213,45 @@ def crashed(pod):
 
 def running_main(pod):
     return "running" in main_state(pod).get("state", {})
+
+
+def served_list_paths(odp_twin):
+    """(path, kind) of every listable resource of every group/version the emulator serves, from discovery."""
+    import urllib.request
+
+    base = odp_twin.emulator.url
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    gvs = ["/api/v1"] + ["/apis/%s" % v["groupVersion"] for g in get("/apis")["groups"] for v in g["versions"]]
+    return [("%s/%s" % (gv, res["name"]), res["kind"]) for gv in gvs for res in get(gv)["resources"]
+            if "/" not in res["name"] and "list" in res["verbs"]]
+
+
+def objects_with_id(odp_twin, endpoint_id):
+    """Every object, of every kind the emulator serves (Events aside: they outlive objects for an hour, as on a real
+    cluster), labelled with the endpoint's id or named after it, as "Kind/name"."""
+    import urllib.request
+
+    name = "launch-endpoint-id-" + endpoint_id.replace("_", "-")
+    found = []
+    for path, kind in served_list_paths(odp_twin):
+        if kind == "Event":
+            continue
+        with urllib.request.urlopen(odp_twin.emulator.url + path, timeout=10) as r:
+            for o in json.loads(r.read())["items"]:
+                m = o["metadata"]
+                if (m.get("labels") or {}).get("endpoint_id") == endpoint_id or name in m["name"]:
+                    found.append("%s/%s" % (kind, m["name"]))
+    return sorted(found)
+
+
+def wait_no_objects(odp_twin, endpoint_id, timeout=20):
+    deadline = time.monotonic() + timeout
+    left = objects_with_id(odp_twin, endpoint_id)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.3)  # ReplicaSets, pods and Endpoints go through the garbage collector and controllers
+        left = objects_with_id(odp_twin, endpoint_id)
+    return left

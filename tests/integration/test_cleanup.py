@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.conftest import crashed, create_endpoint, endpoint_names, kubectl, settle
+from tests.integration.conftest import crashed, create_endpoint, endpoint_names, kubectl, objects_with_id, settle, wait_no_objects
 
-KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap")
+KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap", "PodDisruptionBudget")
 
 
 def objects_of(odp_twin, endpoint_id):
@@ -21,10 +21,11 @@ def test_cleanup_removes_exactly_the_failed_and_orphaned(playbook, gateway, odp_
     settle(gateway, odp_twin, "crash-ep", crashed)
     odp_twin.faults.add("builder_stalled", "stuck-ep")
     stuck = create_endpoint(gateway, "stuck-ep", wait=False)
-    orphan = create_endpoint(gateway, "orphan-ep", wait=False)  # no GPU left: Pending, objects exist
+    orphan = create_endpoint(gateway, "orphan-ep", wait=False, optimize_costs=True)  # no GPU left: Pending; a VPA too
     gateway.wait("orphan-ep", lambda e: e["status"] == "READY", timeout=30)
     odp_twin.engine.records.pop(orphan["id"])  # the API forgot it; its Kubernetes objects stayed
     assert objects_of(odp_twin, orphan["id"])
+    assert any(x.startswith("VerticalPodAutoscaler/") for x in objects_with_id(odp_twin, orphan["id"]))
 
     extra = {"cleanup_min_age": 0, "cleanup_pending_timeout": 1}
     dry = playbook("cleanup_failed_endpoints.yml", check=True, extra=extra)
@@ -38,8 +39,10 @@ def test_cleanup_removes_exactly_the_failed_and_orphaned(playbook, gateway, odp_
     assert run.rc == 0, run
     assert endpoint_names(gateway) == ["keep-ep"]
     for ep in (crash, stuck, orphan):
-        assert objects_of(odp_twin, ep["id"]) == [], ep["name"]
-    assert objects_of(odp_twin, keep["id"]) == ["Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"]
+        # nothing of any kind the cluster serves is left: PDB, VPA and ConfigMaps included (the runbook's cleanup
+        # of Deployment, Service and HPA leaves those behind)
+        assert wait_no_objects(odp_twin, ep["id"]) == [], ep["name"]
+    assert objects_of(odp_twin, keep["id"]) == list(KINDS)
     assert gateway.get("/v1/llm/model-endpoints/keep-ep").json()["status"] == "READY"
 
     again = playbook("cleanup_failed_endpoints.yml", extra=extra)
@@ -79,4 +82,4 @@ def test_cleanup_never_touches_other_users_endpoints(playbook, gateway, odp_twin
         assert run.rc == 0, run
         assert "Orphaned objects to delete: 0" in run.stdout and "theirs" not in run.stdout.split("Kept:")[0]
     for ep_id in ids:
-        assert objects_of(odp_twin, ep_id) == ["Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"]
+        assert objects_of(odp_twin, ep_id) == list(KINDS)

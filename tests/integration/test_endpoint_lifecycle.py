@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from tests.integration.conftest import endpoint_names
+from tests.integration.conftest import create_endpoint, endpoint_names, wait_no_objects
 from tests.twin.tests.conftest_platform import RUNBOOK_BODY
 
 FAST = {"llm_endpoint_progress_interval": 1}
@@ -31,9 +31,28 @@ def test_create_then_rerun_is_unchanged_then_delete(playbook, gateway, odp_twin)
     gone = playbook("delete_endpoint.yml", extra={"endpoint_name": "test-endpoint-v1"})
     assert gone.rc == 0 and gone.changed == 1, gone
     assert gateway.get("/v1/llm/model-endpoints/test-endpoint-v1").status == 404
-    ep_id = ep["id"].replace("_", "-")
-    assert odp_twin.call(odp_twin.kube.get("Deployment", "launch-endpoint-id-" + ep_id, odp_twin.config.endpoint_namespace)) is None
+    # nothing with the endpoint's id is left, of any kind the cluster serves (PDB and ConfigMaps included)
+    assert wait_no_objects(odp_twin, ep["id"]) == []
     assert playbook("delete_endpoint.yml", extra={"endpoint_name": "test-endpoint-v1"}).changed == 0
+
+
+def test_delete_removes_what_the_gateway_left_behind(module, playbook, gateway, odp_twin):
+    """An endpoint whose PDB survived the gateway's delete (a real cluster where the delete failed half-way, or an
+    older model-engine that did not know the kind): the module removes it by label, and says so."""
+    ep = create_endpoint(gateway, "left-ep", wait=False)
+    gateway.wait("left-ep", lambda e: e["status"] == "READY", timeout=60)
+    ns = odp_twin.config.endpoint_namespace
+    name = "launch-endpoint-id-" + ep["id"].replace("_", "-")
+    pdb = odp_twin.call(odp_twin.kube.get("PodDisruptionBudget", name, ns))
+    extra = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": name + "-extra", "namespace": ns, "labels": pdb["metadata"]["labels"]}, "spec": pdb["spec"]}
+    odp_twin.call(odp_twin.kube.create("PodDisruptionBudget", ns, extra))
+    dry = playbook("delete_endpoint.yml", check=True, extra={"endpoint_name": "left-ep"})
+    assert dry.rc == 0 and "would remove" in dry.stdout and "PodDisruptionBudget/%s-extra" % name in dry.stdout, dry
+    assert gateway.get("/v1/llm/model-endpoints/left-ep").status == 200  # check mode deleted nothing
+    res = module("llm_endpoint", name="left-ep", state="absent")
+    assert res["changed"] is True and res["removed_objects"] == ["PodDisruptionBudget/%s-extra" % name], res
+    assert wait_no_objects(odp_twin, ep["id"]) == []
 
 
 def test_check_mode_creates_nothing_and_diff_shows_the_endpoint(playbook, gateway):

@@ -100,3 +100,19 @@ def test_a_deploy_with_the_readonly_identity_fails_in_its_first_task(kubeconfig,
     assert "odp.test/preflight-was-skipped" not in (dep["metadata"].get("annotations") or {})
     out = json.dumps(run.stdout)
     assert "twin-readonly-token" not in out   # the kubeconfig is no_log; a token never shows
+
+
+def test_deploy_playbook_with_a_readonly_kubeconfig_fails_first_naming_each_permission(playbook, odp_twin):
+    """Issue 15: deploy_model_engine.yml with a read-only identity fails in its first task, before any change."""
+    before = {n: odp_twin.call(odp_twin.kube.get("Deployment", n, "llm-core"))["metadata"]["resourceVersion"]
+              for n in ("model-engine", "model-engine-endpoint-builder")}
+    run = playbook("deploy_model_engine.yml", extra={"k8s_context": RO, "model_engine_tag": "onprem19"})
+    assert run.rc != 0, run
+    text = " ".join(run.stdout.split())
+    assert "lack" in text and "cannot patch deployments.apps in namespace llm-core" in text, run
+    # the first task after the role's argument validation is the one that failed
+    assert run.recap["changed"] == 0 and run.recap["ok"] <= 1 and run.recap["failed"] == 1, run.recap
+    tasks = [line for line in run.stdout.splitlines() if line.startswith("TASK [")]
+    assert "may do what the deploy needs" in tasks[-1], tasks
+    after = {n: odp_twin.call(odp_twin.kube.get("Deployment", n, "llm-core"))["metadata"]["resourceVersion"] for n in before}
+    assert after == before

@@ -298,8 +298,8 @@ def test_cache_serves_while_the_gateway_is_down_and_expires(gateway, tmp_path):
 # ---------------------------------------------------------------------------- errors
 def test_gateway_down_names_the_url_and_the_cause(tmp_path):
     url = "http://127.0.0.1:%d" % free_port()
-    root = write_inventory(tmp_path / "inv", group_vars={"model_engine_url": url, "model_engine_user": USER,
-                                                        "model_engine_endpoints": [DECLARED_A]})
+    root = write_inventory(tmp_path / "inv",
+                           group_vars={"model_engine_url": url, "model_engine_user": USER, "model_engine_endpoints": [DECLARED_A]})
     with pytest.raises(AnsibleError) as e:
         parse(root)
     msg = str(e.value)

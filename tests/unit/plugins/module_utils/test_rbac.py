@@ -156,5 +156,6 @@ def test_an_api_error_while_asking_is_a_kube_error(monkeypatch):
     monkeypatch.setattr(rbac, "ApiException", Boom)
     with pytest.raises(KubeError) as e:
         rbac.check_access({"profiles": ["verify"]}, authz=Refusing())
-    assert str(e.value) == ("Asking the API server whether it may create pods/exec in namespace llm-core "
-                            "(SelfSubjectAccessReview): HTTP 403 selfsubjectaccessreviews.authorization.k8s.io is forbidden")
+    assert str(e.value).startswith("Asking the API server whether it may create pods/exec in namespace llm-core "
+                                   "(SelfSubjectAccessReview): HTTP 403 selfsubjectaccessreviews.authorization.k8s.io is forbidden")
+    assert "lacks the permission" in str(e.value) and e.value.status == 403

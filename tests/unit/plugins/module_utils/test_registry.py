@@ -94,7 +94,7 @@ class FakeRegistry:
     def user_of(self, header):
         if not header or not header.startswith("Basic "):
             return None
-        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        user, _sep, password = base64.b64decode(header[6:]).decode().partition(":")
         return user if self.users.get(user) == password else False
 
     def handle(self, h, head):
@@ -105,7 +105,7 @@ class FakeRegistry:
             return self.token(h, urllib.parse.parse_qs(url.query))
         if not url.path.startswith("/v2/") or "/manifests/" not in url.path:
             return self.send(h, 404, self.error("NOT_FOUND", "not found"), head=head)
-        repo, _, ref = url.path[4:].partition("/manifests/")
+        repo, _sep, ref = url.path[4:].partition("/manifests/")
         if not self.authorized(h, repo, head):
             return None
         if self.fail_with:
