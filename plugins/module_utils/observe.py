@@ -128,7 +128,7 @@ class Observer(object):
         obs.pods = live_pods(pods)
         for pod in obs.pods:
             pname = pod["metadata"]["name"]
-            if not is_ready(pod):
+            if (pod.get("status") or {}).get("phase") != "Running":  # scheduling, mounts, pulls: what events explain
                 obs.events[pname] = self.kube.events(namespace, involved=pname, warning_only=True)
             for cname in containers_to_read(pod, logs, self.p.get("container") or "main"):
                 obs.logs.setdefault(pname, {})[cname] = self.kube.logs(namespace, pname, cname, self.p.get("log_lines") or 30)
@@ -199,23 +199,29 @@ class Observer(object):
         pod = self.downloading_pod(obs)
         if pod is None:
             return
+        obs.download = {"pod": pod["metadata"]["name"], "error": None}
+        self.measure_pod_download(pod, obs.download, obs.record.get("checkpoint_path"), obs.history)
+
+    def measure_pod_download(self, pod, dl, checkpoint=None, history=None):
+        """Fill ``dl`` with the model folder of ``pod`` (one exec): ``exists``, ``files`` (count), ``listing``,
+        ``pod_now``, ``newest_mtime``, bytes present/expected, ``percent``, ``complete``, ``temp_files``; append a
+        sample to ``history["samples"]``. An exec that cannot run sets ``dl["error"]`` (no python, exec refused)."""
         from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import compare, run_agent_in_pod
 
         pname = pod["metadata"]["name"]
-        dl = {"pod": pname, "error": None}
-        obs.download = dl
         try:
             answer = run_agent_in_pod(self.kube, self.p.get("namespace") or "llm-core", pname, self.p.get("container") or "main",
                                       self.p.get("python") or "python3", {"root": self.p.get("model_dir") or "model_files", "files": {}},
                                       timeout=120)
         except KubeError as e:
-            dl["error"] = str(e)  # no python in the image, exec forbidden...: the judge says it cannot measure
+            dl["error"] = str(e)  # the judge says it cannot measure
             return
         files = answer.get("files") or {} if answer.get("exists") else {}
-        dl.update(exists=bool(answer.get("exists")), files=len(files), pod_now=answer.get("now") or obs.now,
+        now = answer.get("now") or time.time()
+        dl.update(exists=bool(answer.get("exists")), files=len(files), listing=files, pod_now=now,
                   newest_mtime=max([f.get("mtime") or 0 for f in files.values()] or [None], key=lambda x: x or 0))
         try:
-            checkpoint = self.p.get("checkpoint_path") or obs.record.get("checkpoint_path")
+            checkpoint = self.p.get("checkpoint_path") or checkpoint
             expected = self.expected_files(checkpoint) if checkpoint else None
         except S3Error as e:
             expected, dl["error"] = None, "cannot read the checkpoint listing: %s" % e
@@ -226,9 +232,10 @@ class Observer(object):
         else:
             dl.update(bytes_present=sum(f.get("size") or 0 for f in files.values()), bytes_expected=None, percent=None,
                       complete=None, temp_files=[])
-        samples = [s for s in obs.history.get("samples") or [] if s[2] == pname]
-        samples.append([round(obs.now, 3), dl["bytes_present"], pname])
-        obs.history["samples"] = samples[-MAX_SAMPLES:]
+        if history is not None:
+            samples = [x for x in history.get("samples") or [] if x[2] == pname]
+            samples.append([round(now, 3), dl["bytes_present"], pname])
+            history["samples"] = samples[-MAX_SAMPLES:]
 
 
 def live_pods(pods):

@@ -10,24 +10,26 @@ with a short backoff and stops at once when the pod is in a state it cannot leav
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from ansible_collections.odp.model_engine.plugins.module_utils import waiter
 from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import WaitError
-from ansible_collections.odp.model_engine.plugins.module_utils.judge import judge_pods
+from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, download_rate, judge_pods
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import ApiException
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observer
-from ansible_collections.odp.model_engine.plugins.module_utils.podstate import pod_summary
+from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_status, pod_summary
 
 
 class NotReady(Exception):
-    """A readiness step has not passed yet; ``step`` names it."""
+    """A readiness step has not passed yet; ``step`` names it; ``sleep`` is the pause before looking again."""
 
-    def __init__(self, step, detail):
+    def __init__(self, step, detail, sleep=None):
         super(NotReady, self).__init__("%s: %s" % (step, detail))
         self.step = step
         self.detail = detail
+        self.sleep = sleep
 
 
 def pod_proxy(kube, namespace, pod, port):
@@ -117,9 +119,24 @@ class Steps(object):
             self.completion()
 
 
+# Adaptive polling: while the files are not all there vLLM cannot be up, so the pod is looked at every SLOW seconds
+# (sooner when the download's ETA is near); once they are complete, /health is asked every FAST seconds and the pod
+# itself only every POD_RECHECK seconds (a crash while loading still stops the wait).
+FAST, SLOW, POD_RECHECK = 0.2, 30.0, 2.0
+TEMP_NAME_RE = re.compile(r"\.(safetensors|json|model|txt|bin)(\.[A-Za-z0-9]{8}|\d+)$|\.(tmp|part|download|incomplete)$")
+
+
+def files_look_complete(files):
+    """The runbook's guard, on a listing: config.json, at least one .safetensors, and no file under a download tool's
+    temporary name (awscli ``<name>.<8 chars>``, s5cmd ``<name><digits>``, ``.tmp``/``.part``)."""
+    names = list(files or {})
+    return "config.json" in names and any(n.endswith(".safetensors") for n in names) and not any(TEMP_NAME_RE.search(n) for n in names)
+
+
 class Readiness(object):
-    """The vllm_ready wait's step: find the pod, stop at once on a pod problem the judge names, else run the
-    readiness steps not passed yet."""
+    """The vllm_ready wait's step: find the pod, stop at once on a pod problem the judge names, wait slowly while the
+    model downloads and quickly while vLLM loads, then run the readiness steps not passed yet. ``requests`` counts
+    what the wait asked: the API server (pods, events, logs), the model folder (exec), vLLM (pod proxy)."""
 
     def __init__(self, module, kube, observer, gateway):
         self.p = module.params
@@ -128,41 +145,90 @@ class Readiness(object):
         self.steps = Steps(self.p, None, gateway, time.monotonic())
         self.timings = self.steps.timings
         self.summary = None
+        self.pod = None
         self.last = None
+        self.files_complete = False
+        self.history = {}
+        self.pod_checked = None
+        self.requests = {"kubernetes": 0, "exec": 0, "proxy": 0}
 
     def _pods(self):
         p = self.p
+        self.requests["kubernetes"] += 1
         return self.kube.find_pods(p["namespace"], p.get("pod"), p.get("endpoint_id"), p.get("endpoint_name"))
 
     def result(self, ready):
         out = dict(ready=ready, pod=self.summary, timings=_out(self.timings), served_models=self.timings.get("served_models"),
-                   completion=self.timings.get("completion"))
+                   completion=self.timings.get("completion"), requests=dict(self.requests))
         if not ready and self.summary:
             out["main_logs"] = self.kube.logs(self.p["namespace"], self.summary["name"], self.p["container"], 20)
         return out
 
-    def step(self, _elapsed):
+    def _look_at_pod(self):
+        """Read the pod (and what the judge needs of it); a Poll when the wait must end or the pod is not there."""
         p = self.p
-        pods = self._pods()
-        obs = self.observer.observe_pods(pods, p["namespace"], name=_what(p))
+        obs = self.observer.observe_pods(self._pods(), p["namespace"], name=_what(p))
+        self.requests["kubernetes"] += len(obs.events) + sum(len(v) for v in obs.logs.values())
         problem = judge_pods(obs)
-        pod = next((x for x in obs.pods if (x.get("status") or {}).get("phase") == "Running"), obs.pods[0] if obs.pods else None)
-        self.summary = pod_summary(pod) if pod else None
+        self.pod = next((x for x in obs.pods if (x.get("status") or {}).get("phase") == "Running"), obs.pods[0] if obs.pods else None)
+        self.summary = pod_summary(self.pod) if self.pod else None
+        self.pod_checked = time.monotonic()
         if problem is not None:
             res = dict(self.result(False), verdict=problem.to_result(), state=problem.state, cause=problem.cause)
             return waiter.failed(None, "vLLM cannot become ready: %s. Fix: %s" % (problem.summary, problem.fix), result=res,
                                  reason="terminal")
+        return None
+
+    def _download_pause(self):
+        """How long to wait while the model is still downloading (None once the files are complete)."""
+        if self.files_complete or container_status(self.pod, self.p["container"]).get("ready"):
+            self.files_complete = True
+            return None
+        dl = {"pod": self.summary["name"]}
+        self.requests["exec"] += 1
+        self.observer.measure_pod_download(self.pod, dl, self.p.get("checkpoint_path"), self.history)
+        if dl.get("error") and not dl.get("listing"):
+            return None  # cannot look inside (no python, exec refused): poll /health as before
+        if dl.get("complete") or (dl.get("complete") is None and files_look_complete(dl.get("listing"))):
+            self.files_complete = True
+            return None
+        rate = download_rate(self.history.get("samples"), DEFAULT_LIMITS["rate_window"])
+        if not (rate and dl.get("bytes_expected")):
+            return self.p["wait_sleep"]  # no ETA without the checkpoint's size: look again at the usual pace
+        eta = max(0.0, dl["bytes_expected"] - dl["bytes_present"]) / rate
+        return max(FAST, min(SLOW, 0.8 * eta))
+
+    def _probe(self):
+        p = self.p
         try:
-            if pod is None:
+            if self.pod is None:
                 raise NotReady("pod", "no pod found for %s" % _what(p))
             if self.summary["phase"] != "Running":
                 raise NotReady("pod", "pod %s is %s" % (self.summary["name"], self.summary["display"]))
-            self.steps.request = pod_proxy(self.kube, p["namespace"], self.summary["name"], p["port"])
+            pause = self._download_pause() if p["adaptive"] else None
+            if pause is not None:
+                raise NotReady("download", "the model files in pod %s are not complete yet" % self.summary["name"], pause)
+            request = pod_proxy(self.kube, p["namespace"], self.summary["name"], p["port"])
+
+            def counted(*args, **kwargs):
+                self.requests["proxy"] += 1
+                return request(*args, **kwargs)
+
+            self.steps.request = counted
             self.steps.run()
         except NotReady as e:
             self.last = e
-            return waiter.keep_waiting(None, str(e), result=dict(self.result(False), failure=e.step))
+            sleep = e.sleep if e.sleep is not None else (FAST if self.files_complete and p["adaptive"] else None)
+            return waiter.keep_waiting(None, str(e), result=dict(self.result(False), failure=e.step), sleep=sleep)
         return waiter.done(None, "ready")
+
+    def step(self, _elapsed):
+        due = self.pod is None or not self.files_complete or time.monotonic() - (self.pod_checked or 0) >= POD_RECHECK
+        if due:
+            stop = self._look_at_pod()
+            if stop is not None:
+                return stop
+        return self._probe()
 
 
 def run(module):

@@ -62,6 +62,27 @@ options:
     description: Tokens of the smoke completion.
     type: int
     default: 8
+  adaptive:
+    description:
+      - Poll by what the pod is doing. While its model files are not complete (one exec into O(container) lists
+        O(model_dir), as the runbook's guard checks them), vLLM cannot be up, so the pod is looked at again at the
+        download's ETA (up to every 30 seconds; every O(wait_sleep) seconds when the checkpoint's size is unknown).
+        Once the files are complete, C(/health) is asked every 0.2 seconds and the pod itself every 2 seconds.
+      - With V(false), C(/health) is polled with the plain backoff for the whole wait.
+    type: bool
+    default: true
+  checkpoint_path:
+    description:
+      - The checkpoint in S3, for the download's size and ETA in O(adaptive) mode (needs the S3 options).
+    type: str
+  model_dir:
+    description: The download folder in O(container).
+    type: str
+    default: model_files
+  python:
+    description: Python interpreter in O(container), to list O(model_dir).
+    type: str
+    default: python3
   fail_on_not_ready:
     description: Without O(wait), fail when not ready (otherwise only C(ready=false) is returned).
     type: bool
@@ -69,10 +90,11 @@ options:
 extends_documentation_fragment:
   - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
+  - odp.model_engine.s3
   - odp.model_engine.wait
   - odp.model_engine.attributes
   - odp.model_engine.attributes.INFO_MODULE
-  - odp.model_engine.attributes.ACTIONGROUP_MODEL_ENGINE_K8S
+  - odp.model_engine.attributes.ACTIONGROUP_ALL
 """
 
 EXAMPLES = r"""
@@ -125,6 +147,11 @@ main_logs:
   type: list
   elements: str
   sample: ["ValueError: Model architectures ['Qwen3ForCausalLM'] are not supported for now."]
+requests:
+  description: Requests the wait made, to the API server (C(kubernetes)), into the pod (C(exec)) and to vLLM (C(proxy)).
+  returned: always
+  type: dict
+  sample: {kubernetes: 21, exec: 20, proxy: 4}
 attempts:
   description: Polls made.
   returned: always
@@ -132,7 +159,12 @@ attempts:
   sample: 3
 """
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import MODEL_ENGINE_CONNECTION_SPEC, WAIT_SPEC, merge_specs
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
+    MODEL_ENGINE_CONNECTION_SPEC,
+    S3_CONNECTION_SPEC,
+    WAIT_SPEC,
+    merge_specs,
+)
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.readiness import run
@@ -140,7 +172,11 @@ from ansible_collections.odp.model_engine.plugins.module_utils.readiness import 
 
 def main():
     spec = merge_specs(
-        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC, WAIT_SPEC,
+        MODEL_ENGINE_CONNECTION_SPEC, K8S_AUTH_SPEC, S3_CONNECTION_SPEC, WAIT_SPEC,
+        adaptive=dict(type="bool", default=True),
+        checkpoint_path=dict(type="str"),
+        model_dir=dict(type="str", default="model_files"),
+        python=dict(type="str", default="python3"),
         endpoint_name=dict(type="str"),
         endpoint_id=dict(type="str"),
         pod=dict(type="str"),

@@ -47,7 +47,11 @@ def test_in_progress_download_is_reported_without_failing(module, gateway, odp_t
     assert res["complete"] is False and res["in_progress"] is True, res
     assert 0 < res["percent"] < 100 and res["temp_files"]
     not_ready = module("vllm_ready", endpoint_name="sync-slow")
-    assert not_ready["ready"] is False and not_ready["failure"] == "health"
+    # the files are not all there, so vLLM is not even asked: the step that did not pass is the download
+    assert not_ready["ready"] is False and not_ready["failure"] == "download", not_ready
+    assert "not complete yet" in not_ready["msg"] and not_ready["requests"]["proxy"] == 0
+    plain = module("vllm_ready", endpoint_name="sync-slow", adaptive=False)
+    assert plain["ready"] is False and plain["failure"] == "health" and plain["requests"]["exec"] == 0
 
 
 def test_missing_shard_temp_name_and_size_mismatch_in_the_pod(module, gateway, odp_twin):
