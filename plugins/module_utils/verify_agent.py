@@ -9,9 +9,27 @@ so that deep verification hashes the files where they are instead of copying the
 
 Request (JSON): ``{"root": "model_files", "files": {"<relative name>": {"md5_part_size": int|null,
 "md5": bool, "sha256": bool, "safetensors": bool}}, "workers": int}``. Every regular file below
-``root`` is listed; the named files are also hashed/parsed as asked.
-Answer (JSON): ``{"root", "exists", "files": {"<name>": {"size", "mtime", "md5_parts"?, "md5"?,
-"sha256"?, "safetensors"?: {"ok", "problem", "tensors", "data_bytes"}}}, "errors": [...]}``.
+``root`` is listed; the named files are also hashed/parsed as asked. ``files`` empty (or absent) is a
+*listing*: names, sizes and modification times only, no file is opened.
+
+Answer (JSON, one object on stdout)::
+
+    {"root": "/abs/path",          # root made absolute, as the agent saw it
+     "exists": bool,               # root is a directory
+     "now": 1767225600.25,         # the agent's own clock (time.time(), float seconds): compare mtimes
+                                   # with this, not with the controller's clock
+     "files": {"<relative posix name>": {
+         "size": int,              # st_size when listed
+         "mtime": float,           # st_mtime, float seconds (same clock as "now")
+         "md5_parts": [hex, ...],  # when md5_part_size was asked: MD5 of each part, in order
+         "md5": hex,               # when md5 was asked (no part size)
+         "sha256": hex,            # when sha256 was asked
+         "safetensors": {"ok": bool, "problem": str|null, "tensors"?: int, "data_bytes"?: int}}},
+     "errors": ["<name>: <reason>", ...]}
+
+``now - mtime`` is how long a file has had no new bytes: a stalled download (every file older than
+a window) is told from a slow one from a single answer. Keys may be added; none is removed or
+changes meaning.
 """
 
 from __future__ import annotations
@@ -21,6 +39,7 @@ import json
 import os
 import struct
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 8 * 1024 * 1024
@@ -100,7 +119,7 @@ def safetensors_check(path, size):
 
 def inspect(request):
     root = request.get("root") or "."
-    answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "files": {}, "errors": []}
+    answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "now": time.time(), "files": {}, "errors": []}
     if not answer["exists"]:
         return answer
     listing = list_files(root)

@@ -119,5 +119,20 @@ def test_agent_runs_as_python_dash_c_like_in_a_pod(tmp_path):
 
 
 def test_agent_reports_missing_root(tmp_path):
-    assert verify_agent.inspect({"root": str(tmp_path / "model_files")}) == {
-        "root": str(tmp_path / "model_files"), "exists": False, "files": {}, "errors": []}
+    answer = verify_agent.inspect({"root": str(tmp_path / "model_files")})
+    assert isinstance(answer.pop("now"), float)
+    assert answer == {"root": str(tmp_path / "model_files"), "exists": False, "files": {}, "errors": []}
+
+
+def test_listing_gives_each_file_its_mtime_and_the_agent_clock(tmp_path):
+    # The lead's stall judgement: now - mtime is how long a file has had no new bytes, from one answer.
+    (tmp_path / "old.safetensors.a1B2c3D4").write_bytes(b"x" * 10)
+    (tmp_path / "fresh.json").write_text("{}")
+    os.utime(tmp_path / "old.safetensors.a1B2c3D4", (1000000000.5, 1000000000.5))
+    answer = verify_agent.inspect({"root": str(tmp_path)})
+    assert answer["files"]["old.safetensors.a1B2c3D4"] == {"size": 10, "mtime": 1000000000.5}
+    fresh = answer["files"]["fresh.json"]
+    assert isinstance(fresh["mtime"], float) and isinstance(answer["now"], float)
+    assert answer["now"] - answer["files"]["old.safetensors.a1B2c3D4"]["mtime"] > 1e8
+    assert abs(answer["now"] - fresh["mtime"]) < 3600  # written just now, on the same clock
+    assert json.loads(json.dumps(answer)) == answer  # travels as JSON on the exec stdout
