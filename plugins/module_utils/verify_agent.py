@@ -22,8 +22,8 @@ Answer (JSON, one object on stdout)::
 
     {"root": "/abs/path",          # root made absolute, as the agent saw it
      "exists": bool,               # root is a directory
-     "now": 1767225600.25,         # the agent's own clock (time.time(), float seconds): compare mtimes
-                                   # with this, not with the controller's clock
+     "now": 1767225600.25,         # the agent's own clock (time.time(), float seconds) right after the
+                                   # listing: compare mtimes with this, not with the controller's clock
      "files": {"<relative posix name>": {
          "size": int,              # st_size when listed
          "mtime": float,           # st_mtime, float seconds (same clock as "now")
@@ -340,6 +340,7 @@ def inspect(request):
     if not answer["exists"]:
         return answer
     listing = list_files(root)
+    answer["now"] = time.time()  # after the stats: no listed mtime is later than "now"
     for name, (size, mtime) in listing.items():
         answer["files"][name] = {"size": size, "mtime": mtime}
     files = {n: w for n, w in (request.get("files") or {}).items() if n in listing}
