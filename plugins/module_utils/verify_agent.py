@@ -48,7 +48,8 @@ runs the jobs longest first, each thread reading into one reused buffer of ``CHU
 memory the hashing adds is bounded by ``workers * CHUNK``. A file that needs a whole-file digest
 (SHA-256 for a manifest, or a single-part MD5) is one sequential job; when the part MD5s and the
 SHA-256 of the same file are asked, the planner either hashes both in one read of the file or in
-separate jobs, whichever its cost model finishes sooner on ``workers`` threads.
+separate jobs, whichever its cost model finishes sooner on ``workers`` threads (one read saves a
+copy per byte; separate jobs balance better, so one read wins only with many files per thread).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ GROUP = 8 * 1024 * 1024  # small parts (S3's minimum is 5 MiB) are hashed a few 
 # READ is the copy out of the page cache that every separate pass over a file pays again.
 COST = {"md5": 1.0, "sha256": 0.45}
 READ = 0.05
+TAIL = 0.5
 
 
 class Changed(Exception):
@@ -163,11 +165,13 @@ def file_jobs(name, size, want, fused):
 
 
 def makespan(jobs, workers):
-    """Finishing time of longest-first list scheduling, the order the pool runs the jobs in."""
+    """Estimated finishing time: longest-first list scheduling (the order the pool runs the jobs in),
+    plus TAIL of the largest job, since a thread slowed down by other load (vLLM loading the weights,
+    the neighbours of a shared node) leaves the others idle for up to one job at the end."""
     loads = [0.0] * max(1, workers)
     for job in sorted(jobs, key=lambda j: -j.cost):
         heapq.heapreplace(loads, loads[0] + job.cost)
-    return max(loads)
+    return max(loads) + TAIL * max([j.cost for j in jobs] or [0.0])
 
 
 def plan(listing, files, workers):

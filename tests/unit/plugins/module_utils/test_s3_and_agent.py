@@ -187,10 +187,10 @@ def test_multipart_etag_from_the_parallel_parts_equals_the_sequential_etag(tmp_p
     assert s3.etag_from_part_md5s(parts) == s3.etag_from_part_md5s(reference(data, 5 * 65536 + 1))
 
 
-@pytest.mark.parametrize("n_files, plan", [(1, "split"), (12, "fused")])
+@pytest.mark.parametrize("n_files, plan", [(1, "split"), (8, "split"), (40, "fused")])
 def test_sha256_and_part_md5s_of_one_file_fused_into_one_read_or_split(tmp_path, small_chunks, n_files, plan):
-    # One big file on 2 threads: the SHA-256 and the parts go to separate jobs (both cores busy);
-    # many equal files: each is read once for both.
+    # Few files on 2 threads: the SHA-256 and the parts go to separate jobs (both cores busy, a short
+    # tail); many files per thread: each is read once for both.
     files, want = {}, {}
     for i in range(n_files):
         data = os.urandom(MIB + 7 * i + 1)
