@@ -84,6 +84,12 @@ def run_once(cmd, env=None):
     return time.perf_counter() - t0, proc.stdout
 
 
+def paired(times, base, ours):
+    """Median over the rounds of base/ours, each round's two runs a few seconds apart: load from
+    other users that comes and goes between rounds cancels out."""
+    return round(statistics.median(b / o for b, o in zip(times[base], times[ours])), 3)
+
+
 def deep(args, cfg, root):
     """Deep verification of the files under root: agent alone, whole verifier, S3 metadata, md5sum, interleaved."""
     from ansible_collections.odp.model_engine.plugins.module_utils import verify_agent
@@ -101,8 +107,8 @@ def deep(args, cfg, root):
     }
     times = {k: [] for k in cmds}
     stats = []
-    for _ in range(args.deep_runs):
-        for name, cmd in cmds.items():
+    for i in range(args.deep_runs):
+        for name, cmd in (list(cmds.items()) if i % 2 == 0 else reversed(list(cmds.items()))):  # ABBA: drift cancels
             dt, out = run_once(cmd)
             times[name].append(dt)
             if name == "agent":
@@ -118,6 +124,7 @@ def deep(args, cfg, root):
         "agent_plan": stats[0]["plan"], "md5sum_parallel_s": round(med["md5sum"], 3), "md5sum_MBps": round(size / med["md5sum"] / mb, 1),
         "agent_s": round(med["agent"], 3), "agent_MBps": round(size / med["agent"] / mb, 1),
         "agent_throughput_vs_md5sum": round(med["md5sum"] / med["agent"], 3),
+        "agent_vs_md5sum_paired": paired(times, "md5sum", "agent"), "verifier_vs_md5sum_paired": paired(times, "md5sum", "verifier"),
         "agent_peak_rss_MiB": round(rss / 2**20, 1), "agent_floor_rss_MiB": round(rss_floor / 2**20, 1),
         "agent_rss_vs_floor": round(rss / rss_floor, 2), "agent_rss_over_floor_MiB": round((rss - rss_floor) / 2**20, 1),
         "agent_buffer_bound_MiB": round(stats[0]["buffer_bytes"] / 2**20, 1),
@@ -175,12 +182,13 @@ def quick(args, client, base, env, root):
         "floor": [sys.executable, "-c", LIST_STAT, json.dumps(cfg)],
     }
     times = {k: [] for k in cmds}
-    for _ in range(args.quick_runs):
-        for name, cmd in cmds.items():
+    for i in range(args.quick_runs):
+        for name, cmd in (list(cmds.items()) if i % 2 == 0 else reversed(list(cmds.items()))):  # ABBA: drift cancels
             times[name].append(run_once(cmd, env=env if name == "awscli" else None)[0])
     ours, awscli, floor = (statistics.median(times[k]) for k in ("ours", "awscli", "floor"))
     return {"objects": args.objects, "runs": args.quick_runs, "s3_sync_verify_quick_s": round(ours, 3), "aws_s3_sync_dryrun_s": round(awscli, 3),
             "list_stat_floor_s": round(floor, 3), "speedup_vs_awscli": round(awscli / ours, 2), "ratio_to_floor": round(ours / floor, 3),
+            "ratio_to_floor_paired": paired(times, "ours", "floor"), "speedup_vs_awscli_paired": paired(times, "awscli", "ours"),
             "spread_s": {k: [round(min(v), 3), round(max(v), 3)] for k, v in times.items()}}
 
 
@@ -251,25 +259,32 @@ def machine():
             "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
 
 
+def met(ok):
+    return "met" if ok else "not met"
+
+
 def summary(out):
-    """The figures as a Markdown table: ours, its baseline, the ratio, the target."""
+    """The figures as a Markdown table: ours, its baseline, the ratio, the target (met when both the
+    ratio of the medians and the median of the paired ratios meet it)."""
     rows = ["| measurement | ours | baseline | ratio | target |", "| --- | --- | --- | --- | --- |"]
     q, d, r = out.get("quick"), out.get("deep"), out.get("readiness")
     if q:
-        rows.append("| quick verify, %d objects | %.2f s | list+stat floor %.2f s | %.3fx the floor | <= 1.05x: %s |" % (
-            q["objects"], q["s3_sync_verify_quick_s"], q["list_stat_floor_s"], q["ratio_to_floor"], "met" if q["ratio_to_floor"] <= 1.05 else "not met"))
+        rows.append("| quick verify, %d objects | %.2f s | list+stat floor %.2f s | %.3fx the floor (paired %.3fx) | <= 1.05x: %s |" % (
+            q["objects"], q["s3_sync_verify_quick_s"], q["list_stat_floor_s"], q["ratio_to_floor"], q["ratio_to_floor_paired"],
+            met(max(q["ratio_to_floor"], q["ratio_to_floor_paired"]) <= 1.05)))
         rows.append("| quick verify, %d objects | %.2f s | `aws s3 sync --dryrun --size-only` %.2f s | %.2fx faster | |" % (
             q["objects"], q["s3_sync_verify_quick_s"], q["aws_s3_sync_dryrun_s"], q["speedup_vs_awscli"]))
     if d:
         what = "%.1f GiB, %d files" % (d["bytes"] / 2**30, d["files"])
         base = "`xargs -P %d md5sum` %.0f MB/s" % (d["cores"], d["md5sum_MBps"])
-        rows.append("| deep, agent as in a pod (%d threads), %s | %.0f MB/s | %s | %.3fx | >= 0.95x: %s |" % (
-            d["agent_workers"], what, d["agent_MBps"], base, d["agent_throughput_vs_md5sum"],
-            "met" if d["agent_throughput_vs_md5sum"] >= 0.95 else "not met"))
+        rows.append("| deep, agent as in a pod (%d threads), %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
+            d["agent_workers"], what, d["agent_MBps"], base, d["agent_throughput_vs_md5sum"], d["agent_vs_md5sum_paired"],
+            met(min(d["agent_throughput_vs_md5sum"], d["agent_vs_md5sum_paired"]) >= 0.95)))
         rows.append("| deep, agent peak RSS | %.1f MiB | same agent hashing 2 bytes %.1f MiB | %.2fx (+%.1f MiB; bound %.0f MiB of buffers) | bounded |" % (
             d["agent_peak_rss_MiB"], d["agent_floor_rss_MiB"], d["agent_rss_vs_floor"], d["agent_rss_over_floor_MiB"], d["agent_buffer_bound_MiB"]))
-        rows.append("| deep, whole verifier process, %s | %.0f MB/s | %s | %.3fx | >= 0.95x: %s |" % (
-            what, d["s3_sync_verify_MBps"], base, d["throughput_vs_md5sum"], "met" if d["throughput_vs_md5sum"] >= 0.95 else "not met"))
+        rows.append("| deep, whole verifier process, %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
+            what, d["s3_sync_verify_MBps"], base, d["throughput_vs_md5sum"], d["verifier_vs_md5sum_paired"],
+            met(min(d["throughput_vs_md5sum"], d["verifier_vs_md5sum_paired"]) >= 0.95)))
         rows.append("| deep, whole verifier process | %.2f s | floor: md5sum %.2f s + S3 metadata process %.2f s | %.3fx the floor's throughput | |" % (
             d["s3_sync_verify_deep_s"], d["md5sum_parallel_s"], d["s3_metadata_s"], d["throughput_vs_floor"]))
     if r:

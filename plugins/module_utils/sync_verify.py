@@ -235,7 +235,7 @@ def agent_argv(python, request):
     """argv that runs the verification agent with ``python -c``; the source and the request travel
     compressed, since exec arguments are sent in the request URL."""
     packed = base64.b64encode(zlib.compress(agent_source().encode("utf-8"), 9)).decode("ascii")
-    return [python, "-c", "import base64,zlib;exec(zlib.decompress(base64.b64decode('%s')))" % packed, verify_agent.pack(request)]
+    return [python, "-c", "import binascii,zlib;exec(zlib.decompress(binascii.a2b_base64('%s')))" % packed, verify_agent.pack(request)]
 
 
 def fetch_part_sizes(client, bucket, prefix, expected, threads=8):

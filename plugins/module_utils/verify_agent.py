@@ -54,7 +54,7 @@ copy per byte; separate jobs balance better, so one read wins only with many fil
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import heapq
 import json
@@ -65,7 +65,6 @@ import sys
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 1024 * 1024  # read size: fits in L2 with the hash state, so the copy out of the page cache stays cheap
 GROUP = 8 * 1024 * 1024  # small parts (S3's minimum is 5 MiB) are hashed a few to a job
@@ -287,6 +286,34 @@ def peak_rss():
     return None
 
 
+def run_threads(fn, items, workers):
+    """fn(item) for every item, on ``workers`` threads taking the items in order; the first exception
+    a thread raises is raised here. (Plain threads: concurrent.futures imports logging, which costs
+    the agent's start in a pod more than the pool is worth.)"""
+    items = iter(items)
+    lock = threading.Lock()
+    raised = []
+
+    def loop():
+        while not raised:
+            with lock:
+                item = next(items, None)
+            if item is None:
+                return
+            try:
+                fn(item)
+            except BaseException as e:  # handed to the caller
+                raised.append(e)
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if raised:
+        raise raised[0]
+
+
 def run_jobs(root, listing, files, workers):
     """Hash and parse what ``files`` asks; {name: {digest fields}}, {name: problem}, stats."""
     jobs, mode = plan(listing, files, workers)
@@ -294,7 +321,13 @@ def run_jobs(root, listing, files, workers):
     got, failed = {}, {}
     lock = threading.Lock()
 
-    def work(job):
+    def work(item):
+        if item[0] == "header":
+            result = safetensors_check(os.path.join(root, item[1]), listing[item[1]][0])
+            with lock:
+                got.setdefault(item[1], {"parts": {}})["safetensors"] = result
+            return
+        job = item[1]
         if job.name in failed:  # the file already changed under another job: do not read it again
             return
         try:
@@ -311,12 +344,8 @@ def run_jobs(root, listing, files, workers):
             entry.update(out)
 
     t0 = time.time()
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) + len(headers)))) as pool:
-        header_futures = [(n, pool.submit(safetensors_check, os.path.join(root, n), listing[n][0])) for n in headers]
-        for fut in [pool.submit(work, job) for job in jobs]:
-            fut.result()
-        for name, fut in header_futures:
-            got.setdefault(name, {"parts": {}})["safetensors"] = fut.result()
+    items = [("header", n) for n in headers] + [("hash", j) for j in jobs]  # headers first: small reads
+    run_threads(work, items, min(workers, len(items)))
     stats = {"workers": workers, "cpus": usable_cpus(), "buffer_bytes": workers * CHUNK, "jobs": len(jobs), "plan": mode,
              "bytes_hashed": sum(j.end - j.start for j in jobs), "seconds": round(time.time() - t0, 3), "peak_rss_bytes": peak_rss()}
     return got, failed, stats
@@ -361,12 +390,12 @@ def inspect(request):
 def unpack(arg):
     """The request from argv: JSON, or "z:" + base64(zlib(JSON))."""
     if arg.startswith("z:"):
-        arg = zlib.decompress(base64.b64decode(arg[2:])).decode("utf-8")
+        arg = zlib.decompress(binascii.a2b_base64(arg[2:])).decode("utf-8")
     return json.loads(arg)
 
 
 def pack(request):
-    return "z:" + base64.b64encode(zlib.compress(json.dumps(request, separators=(",", ":")).encode("utf-8"), 9)).decode("ascii")
+    return "z:" + binascii.b2a_base64(zlib.compress(json.dumps(request, separators=(",", ":")).encode("utf-8"), 9), newline=False).decode("ascii")
 
 
 def main(argv=None):

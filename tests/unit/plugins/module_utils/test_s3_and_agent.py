@@ -355,3 +355,17 @@ def test_request_travels_compressed_and_the_agent_reads_both_forms(tmp_path):
     answer = json.loads(subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True).stdout)
     assert answer["files"]["config.json"]["md5"] == hashlib.md5(b'{"a": 1}').hexdigest()
     assert verify_agent.unpack(argv[-1]) == request == verify_agent.unpack(json.dumps(request))
+
+
+def test_a_bug_in_a_hashing_thread_is_raised_not_lost():
+    done = []
+
+    def work(item):
+        if item == 3:
+            raise ValueError("bug in job 3")
+        done.append(item)
+
+    with pytest.raises(ValueError, match="bug in job 3"):
+        verify_agent.run_threads(work, range(1, 50), 2)
+    verify_agent.run_threads(done.append, range(100, 200), 3)
+    assert sorted(d for d in done if d >= 100) == list(range(100, 200))  # every item exactly once
