@@ -12,6 +12,8 @@ Prints, for each measurement, the median of several whole-process runs and the r
    - the agent alone, started the way the exec API starts it in a pod (`python3 -c <agent_argv>`):
      the hashing floor, target >= 0.95x md5sum; its peak RSS (the agent's own VmHWM) against the
      same agent hashing a 2-byte file (the interpreter's floor), and the bound workers x buffer;
+   - the same two on files evicted from the page cache before each run (--cold-runs; only the
+     bench's own files are evicted, with posix_fadvise DONTNEED);
    - the whole verifier process (import boto3, list, HEAD the part sizes, hash, compare), against
      md5sum and against its floor: md5sum plus the S3 metadata process (the same process without
      the hashing), which no overlap can hide on a machine whose cores the hashing already fills;
@@ -84,6 +86,17 @@ def run_once(cmd, env=None):
     return time.perf_counter() - t0, proc.stdout
 
 
+def evict(root):
+    """Drop these files (only these: other users' caches stay) from the page cache: a cold read."""
+    for p in root.iterdir():
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def paired(times, base, ours):
     """Median over the rounds of base/ours, each round's two runs a few seconds apart: load from
     other users that comes and goes between rounds cancels out."""
@@ -113,13 +126,17 @@ def deep(args, cfg, root):
             times[name].append(dt)
             if name == "agent":
                 stats.append(json.loads(out)["stats"])
+    for i in range(args.cold_runs):  # the same files evicted from the page cache before each run
+        for name in (("md5sum", "agent") if i % 2 == 0 else ("agent", "md5sum")):
+            evict(root)
+            times.setdefault("cold_" + name, []).append(run_once(cmds[name])[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     _, out = run_once(agent_argv(sys.executable, {"root": str(root), "files": {"config.json": {"md5": True}}, "workers": 1}))
     rss_floor = json.loads(out)["stats"]["peak_rss_bytes"]
     rss = max(st["peak_rss_bytes"] for st in stats)
     size = sum(p.stat().st_size for p in root.iterdir())
     mb = 1e6
-    return {
+    res = {
         "bytes": size, "files": len(files), "cores": cores, "runs": args.deep_runs, "agent_workers": stats[0]["workers"],
         "agent_plan": stats[0]["plan"], "md5sum_parallel_s": round(med["md5sum"], 3), "md5sum_MBps": round(size / med["md5sum"] / mb, 1),
         "agent_s": round(med["agent"], 3), "agent_MBps": round(size / med["agent"] / mb, 1),
@@ -135,6 +152,12 @@ def deep(args, cfg, root):
         "spread_s": {k: [round(min(v), 3), round(max(v), 3)] for k, v in times.items()},
         "load_avg_1m_after": round(os.getloadavg()[0], 2), "agent_chunk_bytes": verify_agent.CHUNK,
     }
+    if args.cold_runs:
+        res.update({"cold_md5sum_s": round(med["cold_md5sum"], 3), "cold_agent_s": round(med["cold_agent"], 3),
+                    "cold_md5sum_MBps": round(size / med["cold_md5sum"] / mb, 1), "cold_agent_MBps": round(size / med["cold_agent"] / mb, 1),
+                    "cold_agent_vs_md5sum": round(med["cold_md5sum"] / med["cold_agent"], 3),
+                    "cold_agent_vs_md5sum_paired": paired(times, "cold_md5sum", "cold_agent")})
+    return res
 
 
 def seed_small(client, n, root):
@@ -280,6 +303,10 @@ def summary(out):
         rows.append("| deep, agent as in a pod (%d threads), %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
             d["agent_workers"], what, d["agent_MBps"], base, d["agent_throughput_vs_md5sum"], d["agent_vs_md5sum_paired"],
             met(min(d["agent_throughput_vs_md5sum"], d["agent_vs_md5sum_paired"]) >= 0.95)))
+        if "cold_agent_s" in d:
+            rows.append("| deep, agent, files evicted from the page cache first | %.0f MB/s | `xargs -P %d md5sum` %.0f MB/s, evicted too "
+                        "| %.3fx (paired %.3fx) | |" % (
+                d["cold_agent_MBps"], d["cores"], d["cold_md5sum_MBps"], d["cold_agent_vs_md5sum"], d["cold_agent_vs_md5sum_paired"]))
         rows.append("| deep, agent peak RSS | %.1f MiB | same agent hashing 2 bytes %.1f MiB | %.2fx (+%.1f MiB; bound %.0f MiB of buffers) | bounded |" % (
             d["agent_peak_rss_MiB"], d["agent_floor_rss_MiB"], d["agent_rss_vs_floor"], d["agent_rss_over_floor_MiB"], d["agent_buffer_bound_MiB"]))
         rows.append("| deep, whole verifier process, %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
@@ -299,6 +326,7 @@ def main():
     ap.add_argument("--deep-mib", type=int, default=2048)
     ap.add_argument("--quick-runs", type=int, default=3, help="interleaved runs of each quick measurement (median)")
     ap.add_argument("--deep-runs", type=int, default=5, help="interleaved runs of each deep measurement (median)")
+    ap.add_argument("--cold-runs", type=int, default=2, help="runs of agent and md5sum on files evicted from the page cache (0: none)")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--skip", action="append", default=[], choices=["storage", "readiness", "quick", "deep"])
     args = ap.parse_args()
