@@ -122,18 +122,27 @@ def usable_cpus():
 
 
 def list_files(root):
-    """{relative posix name: (size, mtime)} of every regular file below root (symlinks followed)."""
+    """{relative posix name: (size, mtime)} of every regular file below root (symlinks to files
+    followed, symlinks to directories not descended, like os.walk)."""
     out = {}
-    cut = len(os.path.join(root, ""))
-    for dirpath, _dirnames, filenames in os.walk(root):
-        rel_dir = dirpath[cut:].replace(os.sep, "/")
-        for fn in filenames:
-            try:
-                st = os.stat(os.path.join(dirpath, fn))
-            except OSError:
-                continue  # renamed or removed while listing (a download in progress)
-            if stat.S_ISREG(st.st_mode):
-                out[rel_dir + "/" + fn if rel_dir else fn] = (st.st_size, st.st_mtime)
+    stack = [(root, "")]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue  # removed while listing
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, rel + entry.name + "/"))
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    continue  # renamed or removed while listing (a download in progress)
+                if stat.S_ISREG(st.st_mode):
+                    out[rel + entry.name] = (st.st_size, st.st_mtime)
     return out
 
 

@@ -369,3 +369,15 @@ def test_a_bug_in_a_hashing_thread_is_raised_not_lost():
         verify_agent.run_threads(work, range(1, 50), 2)
     verify_agent.run_threads(done.append, range(100, 200), 3)
     assert sorted(d for d in done if d >= 100) == list(range(100, 200))  # every item exactly once
+
+
+def test_listing_walks_subfolders_follows_file_links_and_skips_what_is_not_a_regular_file(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "tokenizer.json").write_text("{}")
+    (tmp_path / "blob").write_bytes(b"x" * 7)
+    os.symlink(tmp_path / "blob", tmp_path / "model.safetensors")  # an HF-cache style link to a blob
+    os.symlink(tmp_path / "a", tmp_path / "linked-dir")  # not descended (os.walk's default)
+    os.symlink(tmp_path / "gone", tmp_path / "broken")
+    os.mkfifo(tmp_path / "pipe")
+    got = verify_agent.inspect({"root": str(tmp_path)})["files"]
+    assert {n: f["size"] for n, f in got.items()} == {"a/b/tokenizer.json": 2, "blob": 7, "model.safetensors": 7}
