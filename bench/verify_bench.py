@@ -131,9 +131,10 @@ def deep(args, cfg, root):
             evict(root)
             times.setdefault("cold_" + name, []).append(run_once(cmds[name])[0])
     med = {k: statistics.median(v) for k, v in times.items()}
-    _, out = run_once(agent_argv(sys.executable, {"root": str(root), "files": {"config.json": {"md5": True}}, "workers": 1}))
-    rss_floor = json.loads(out)["stats"]["peak_rss_bytes"]
-    rss = max(st["peak_rss_bytes"] for st in stats)
+    floor_argv = agent_argv(sys.executable, {"root": str(root), "files": {"config.json": {"md5": True}}, "workers": 1})
+    rss_floor = statistics.median(json.loads(run_once(floor_argv)[1])["stats"]["peak_rss_bytes"] for _ in range(5))
+    rss = statistics.median(st["peak_rss_bytes"] for st in stats)
+    rss_max = max(st["peak_rss_bytes"] for st in stats)
     size = sum(p.stat().st_size for p in root.iterdir())
     mb = 1e6
     res = {
@@ -142,7 +143,7 @@ def deep(args, cfg, root):
         "agent_s": round(med["agent"], 3), "agent_MBps": round(size / med["agent"] / mb, 1),
         "agent_throughput_vs_md5sum": round(med["md5sum"] / med["agent"], 3),
         "agent_vs_md5sum_paired": paired(times, "md5sum", "agent"), "verifier_vs_md5sum_paired": paired(times, "md5sum", "verifier"),
-        "agent_peak_rss_MiB": round(rss / 2**20, 1), "agent_floor_rss_MiB": round(rss_floor / 2**20, 1),
+        "agent_peak_rss_MiB": round(rss / 2**20, 1), "agent_peak_rss_max_MiB": round(rss_max / 2**20, 1), "agent_floor_rss_MiB": round(rss_floor / 2**20, 1),
         "agent_rss_vs_floor": round(rss / rss_floor, 2), "agent_rss_over_floor_MiB": round((rss - rss_floor) / 2**20, 1),
         "agent_buffer_bound_MiB": round(stats[0]["buffer_bytes"] / 2**20, 1),
         "s3_sync_verify_deep_s": round(med["verifier"], 3), "s3_sync_verify_MBps": round(size / med["verifier"] / mb, 1),
@@ -307,8 +308,10 @@ def summary(out):
             rows.append("| deep, agent, files evicted from the page cache first | %.0f MB/s | `xargs -P %d md5sum` %.0f MB/s, evicted too "
                         "| %.3fx (paired %.3fx) | |" % (
                 d["cold_agent_MBps"], d["cores"], d["cold_md5sum_MBps"], d["cold_agent_vs_md5sum"], d["cold_agent_vs_md5sum_paired"]))
-        rows.append("| deep, agent peak RSS | %.1f MiB | same agent hashing 2 bytes %.1f MiB | %.2fx (+%.1f MiB; bound %.0f MiB of buffers) | bounded |" % (
-            d["agent_peak_rss_MiB"], d["agent_floor_rss_MiB"], d["agent_rss_vs_floor"], d["agent_rss_over_floor_MiB"], d["agent_buffer_bound_MiB"]))
+        rows.append("| deep, agent peak RSS (median; max) | %.1f MiB; %.1f MiB | same agent hashing 2 bytes %.1f MiB "
+                    "| %.2fx (%+.1f MiB; buffers %.0f MiB) | bounded |" % (
+            d["agent_peak_rss_MiB"], d["agent_peak_rss_max_MiB"], d["agent_floor_rss_MiB"], d["agent_rss_vs_floor"], d["agent_rss_over_floor_MiB"],
+            d["agent_buffer_bound_MiB"]))
         rows.append("| deep, whole verifier process, %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
             what, d["s3_sync_verify_MBps"], base, d["throughput_vs_md5sum"], d["verifier_vs_md5sum_paired"],
             met(min(d["throughput_vs_md5sum"], d["verifier_vs_md5sum_paired"]) >= 0.95)))
@@ -324,8 +327,8 @@ def main():
     ap.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
     ap.add_argument("--objects", type=int, default=10000)
     ap.add_argument("--deep-mib", type=int, default=2048)
-    ap.add_argument("--quick-runs", type=int, default=3, help="interleaved runs of each quick measurement (median)")
-    ap.add_argument("--deep-runs", type=int, default=5, help="interleaved runs of each deep measurement (median)")
+    ap.add_argument("--quick-runs", type=int, default=5, help="interleaved runs of each quick measurement (median)")
+    ap.add_argument("--deep-runs", type=int, default=7, help="interleaved runs of each deep measurement (median)")
     ap.add_argument("--cold-runs", type=int, default=2, help="runs of agent and md5sum on files evicted from the page cache (0: none)")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--skip", action="append", default=[], choices=["storage", "readiness", "quick", "deep"])
