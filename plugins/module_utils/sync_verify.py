@@ -221,6 +221,8 @@ def agent_source():
     if not _AGENT_SOURCE:
         import ast
 
+        if not hasattr(ast, "unparse"):  # Python < 3.9 runs the module: send the source as it is
+            return inspect.getsource(verify_agent)
         tree = ast.parse(inspect.getsource(verify_agent))
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
