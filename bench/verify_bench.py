@@ -7,7 +7,16 @@ Prints, for each measurement, the median of several whole-process runs and the r
 1. quick verification of N small objects vs `aws s3 sync --dryrun --size-only` (the tool operators
    use) and vs bare boto3 list + os.stat (the floor: listing dominates, see benchmark-notes.md);
 2. deep verification (multipart ETags recomputed) of ~2 GiB vs `md5sum` of the same files on all
-   cores (`xargs -P <cores> md5sum`);
+   cores (`xargs -P <cores> md5sum`), the runs interleaved (md5sum, agent, whole verifier, S3
+   metadata, in turn) so that load from other users of the machine falls on all of them alike:
+   - the agent alone, started the way the exec API starts it in a pod (`python3 -c <agent_argv>`):
+     the hashing floor, target >= 0.95x md5sum; its peak RSS (the agent's own VmHWM) against the
+     same agent hashing a 2-byte file (the interpreter's floor), and the bound workers x buffer;
+   - the same two on files evicted from the page cache before each run (--cold-runs; only the
+     bench's own files are evicted, with posix_fadvise DONTNEED);
+   - the whole verifier process (import boto3, list, HEAD the part sizes, hash, compare), against
+     md5sum and against its floor: md5sum plus the S3 metadata process (the same process without
+     the hashing), which no overlap can hide on a machine whose cores the hashing already fills;
 3. vLLM readiness detection latency: the time from the vLLM /health answer turning 200 to the
    vllm_ready module returning, over many trials on the full twin.
 """
@@ -37,15 +46,17 @@ VERIFY_PROCESS = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.odp.model_engine.plugins.module_utils import s3, verify_agent
-from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import compare, deep_request
+from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import compare, deep_request, fetch_part_sizes
 cfg = json.loads(sys.argv[2])
 client = s3.make_client(endpoint_url=cfg["endpoint"], access_key=cfg["key"], secret_key=cfg["secret"])
 bucket, prefix = s3.parse_s3_url(cfg["url"])
 expected = s3.list_prefix(client, bucket, prefix)
 files = {}
 if cfg["deep"]:
-    parts = {n: s3.part_size(client, bucket, prefix + n) for n, v in expected.items() if s3.multipart_count(v["etag"])}
-    files = deep_request(expected, parts, check_headers=False)
+    files = deep_request(expected, fetch_part_sizes(client, bucket, prefix, expected), check_headers=False)
+if cfg.get("metadata_only"):
+    print(json.dumps(files))
+    sys.exit(0)
 answer = verify_agent.inspect({"root": cfg["path"], "files": files})
 result = compare(expected, answer["files"], None, deep=answer["files"] if cfg["deep"] else None)
 assert result["complete"], result["problems"][:3]
@@ -66,15 +77,88 @@ print(n)
 """
 
 
-def timed(cmd, env=None, runs=3):
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, env=env, check=False)
-        if proc.returncode:
-            raise SystemExit("%s failed: %s" % (cmd[:3], proc.stderr.decode()[-2000:]))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def run_once(cmd, env=None):
+    """(seconds, stdout) of one whole-process run."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, env=env, check=False)
+    if proc.returncode:
+        raise SystemExit("%s failed: %s" % (cmd[:3], proc.stderr.decode()[-2000:]))
+    return time.perf_counter() - t0, proc.stdout
+
+
+def evict(root):
+    """Drop these files (only these: other users' caches stay) from the page cache: a cold read."""
+    for p in root.iterdir():
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def paired(times, base, ours):
+    """Median over the rounds of base/ours, each round's two runs a few seconds apart: load from
+    other users that comes and goes between rounds cancels out."""
+    return round(statistics.median(b / o for b, o in zip(times[base], times[ours])), 3)
+
+
+def deep(args, cfg, root):
+    """Deep verification of the files under root: agent alone, whole verifier, S3 metadata, md5sum, interleaved."""
+    from ansible_collections.odp.model_engine.plugins.module_utils import verify_agent
+    from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import agent_argv
+
+    cores = os.cpu_count() or 1
+    collections = str(REPO / "collections")
+    _, out = run_once([sys.executable, "-c", VERIFY_PROCESS, collections, json.dumps(dict(cfg, metadata_only=True))])
+    files = json.loads(out)
+    cmds = {
+        "md5sum": ["bash", "-c", "ls %s/* | xargs -P %d -n 1 md5sum > /dev/null" % (root, cores)],
+        "agent": agent_argv(sys.executable, {"root": str(root), "files": files}),
+        "verifier": [sys.executable, "-c", VERIFY_PROCESS, collections, json.dumps(cfg)],
+        "metadata": [sys.executable, "-c", VERIFY_PROCESS, collections, json.dumps(dict(cfg, metadata_only=True))],
+    }
+    times = {k: [] for k in cmds}
+    stats = []
+    for i in range(args.deep_runs):
+        for name, cmd in (list(cmds.items()) if i % 2 == 0 else reversed(list(cmds.items()))):  # ABBA: drift cancels
+            dt, out = run_once(cmd)
+            times[name].append(dt)
+            if name == "agent":
+                stats.append(json.loads(out)["stats"])
+    for i in range(args.cold_runs):  # the same files evicted from the page cache before each run
+        for name in (("md5sum", "agent") if i % 2 == 0 else ("agent", "md5sum")):
+            evict(root)
+            times.setdefault("cold_" + name, []).append(run_once(cmds[name])[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    floor_argv = agent_argv(sys.executable, {"root": str(root), "files": {"config.json": {"md5": True}}, "workers": 1})
+    rss_floor = statistics.median(json.loads(run_once(floor_argv)[1])["stats"]["peak_rss_bytes"] for _ in range(5))
+    rss = statistics.median(st["peak_rss_bytes"] for st in stats)
+    rss_max = max(st["peak_rss_bytes"] for st in stats)
+    size = sum(p.stat().st_size for p in root.iterdir())
+    mb = 1e6
+    res = {
+        "bytes": size, "files": len(files), "cores": cores, "runs": args.deep_runs, "agent_workers": stats[0]["workers"],
+        "agent_plan": stats[0]["plan"], "md5sum_parallel_s": round(med["md5sum"], 3), "md5sum_MBps": round(size / med["md5sum"] / mb, 1),
+        "agent_s": round(med["agent"], 3), "agent_MBps": round(size / med["agent"] / mb, 1),
+        "agent_throughput_vs_md5sum": round(med["md5sum"] / med["agent"], 3),
+        "agent_vs_md5sum_paired": paired(times, "md5sum", "agent"), "verifier_vs_md5sum_paired": paired(times, "md5sum", "verifier"),
+        "agent_peak_rss_MiB": round(rss / 2**20, 1), "agent_peak_rss_max_MiB": round(rss_max / 2**20, 1), "agent_floor_rss_MiB": round(rss_floor / 2**20, 1),
+        "agent_rss_vs_floor": round(rss / rss_floor, 2), "agent_rss_over_floor_MiB": round((rss - rss_floor) / 2**20, 1),
+        "agent_buffer_bound_MiB": round(stats[0]["buffer_bytes"] / 2**20, 1),
+        "s3_sync_verify_deep_s": round(med["verifier"], 3), "s3_sync_verify_MBps": round(size / med["verifier"] / mb, 1),
+        "throughput_vs_md5sum": round(med["md5sum"] / med["verifier"], 3),
+        "s3_metadata_s": round(med["metadata"], 3), "floor_md5sum_plus_metadata_s": round(med["md5sum"] + med["metadata"], 3),
+        "throughput_vs_floor": round((med["md5sum"] + med["metadata"]) / med["verifier"], 3),
+        "times_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "load_avg_1m_after": round(os.getloadavg()[0], 2), "agent_chunk_bytes": verify_agent.CHUNK,
+    }
+    if args.cold_runs:
+        res.update({"cold_md5sum_s": round(med["cold_md5sum"], 3), "cold_agent_s": round(med["cold_agent"], 3),
+                    "cold_md5sum_MBps": round(size / med["cold_md5sum"] / mb, 1), "cold_agent_MBps": round(size / med["cold_agent"] / mb, 1),
+                    "cold_agent_vs_md5sum": round(med["cold_md5sum"] / med["cold_agent"], 3),
+                    "cold_agent_vs_md5sum_paired": paired(times, "cold_md5sum", "cold_agent")})
+    return res
 
 
 def seed_small(client, n, root):
@@ -109,6 +193,29 @@ def seed_big(client, mib, root, files=8):
     client.put_object(Bucket=BUCKET, Key="big/config.json", Body=b"{}")
 
 
+def quick(args, client, base, env, root):
+    """Quick verification of N small objects vs awscli and the list+stat floor, the runs interleaved."""
+    t0 = time.perf_counter()
+    seed_small(client, args.objects, root)
+    print("seeded %d objects in %.1fs" % (args.objects, time.perf_counter() - t0), flush=True)
+    cfg = dict(base, url="s3://%s/small/" % BUCKET, path=str(root), deep=False)
+    cmds = {
+        "ours": [sys.executable, "-c", VERIFY_PROCESS, str(REPO / "collections"), json.dumps(cfg)],
+        "awscli": [str(BIN / "aws"), "--endpoint-url", base["endpoint"], "s3", "sync", "--dryrun", "--size-only",
+                   "s3://%s/small/" % BUCKET, str(root)],
+        "floor": [sys.executable, "-c", LIST_STAT, json.dumps(cfg)],
+    }
+    times = {k: [] for k in cmds}
+    for i in range(args.quick_runs):
+        for name, cmd in (list(cmds.items()) if i % 2 == 0 else reversed(list(cmds.items()))):  # ABBA: drift cancels
+            times[name].append(run_once(cmd, env=env if name == "awscli" else None)[0])
+    ours, awscli, floor = (statistics.median(times[k]) for k in ("ours", "awscli", "floor"))
+    return {"objects": args.objects, "runs": args.quick_runs, "s3_sync_verify_quick_s": round(ours, 3), "aws_s3_sync_dryrun_s": round(awscli, 3),
+            "list_stat_floor_s": round(floor, 3), "speedup_vs_awscli": round(awscli / ours, 2), "ratio_to_floor": round(ours / floor, 3),
+            "ratio_to_floor_paired": paired(times, "ours", "floor"), "speedup_vs_awscli_paired": paired(times, "awscli", "ours"),
+            "spread_s": {k: [round(min(v), 3), round(max(v), 3)] for k, v in times.items()}}
+
+
 def quick_and_deep(args, s3srv, work):
     client = s3srv.client()
     client.create_bucket(Bucket=BUCKET)
@@ -117,32 +224,17 @@ def quick_and_deep(args, s3srv, work):
     base = {"endpoint": s3srv.endpoint_url, "key": s3srv.access_key, "secret": s3srv.secret_key}
     results = {}
 
-    t0 = time.perf_counter()
-    seed_small(client, args.objects, work / "small")
-    print("seeded %d objects in %.1fs" % (args.objects, time.perf_counter() - t0), flush=True)
-    cfg = dict(base, url="s3://%s/small/" % BUCKET, path=str(work / "small"), deep=False)
-    ours = timed([sys.executable, "-c", VERIFY_PROCESS, str(REPO / "collections"), json.dumps(cfg)])
-    awscli = timed([str(BIN / "aws"), "--endpoint-url", s3srv.endpoint_url, "s3", "sync", "--dryrun", "--size-only",
-                    "s3://%s/small/" % BUCKET, str(work / "small")], env=env)
-    floor = timed([sys.executable, "-c", LIST_STAT, json.dumps(cfg)])
-    results["quick"] = {"objects": args.objects, "s3_sync_verify_quick_s": round(ours, 3), "aws_s3_sync_dryrun_s": round(awscli, 3),
-                        "list_stat_floor_s": round(floor, 3), "speedup_vs_awscli": round(awscli / ours, 2),
-                        "ratio_to_floor": round(ours / floor, 2)}
-    print(json.dumps(results["quick"]), flush=True)
-
-    t0 = time.perf_counter()
-    seed_big(client, args.deep_mib, work / "big")
-    print("seeded %d MiB in %.1fs" % (args.deep_mib, time.perf_counter() - t0), flush=True)
-    cfg = dict(base, url="s3://%s/big/" % BUCKET, path=str(work / "big"), deep=True)
-    subprocess.run(["cat"] + [str(p) for p in (work / "big").iterdir()], stdout=subprocess.DEVNULL, check=True)  # warm cache
-    ours = timed([sys.executable, "-c", VERIFY_PROCESS, str(REPO / "collections"), json.dumps(cfg)])
-    cores = os.cpu_count() or 1
-    md5 = timed(["bash", "-c", "ls %s/* | xargs -P %d -n 1 md5sum > /dev/null" % (work / "big", cores)])
-    size = sum(p.stat().st_size for p in (work / "big").iterdir())
-    results["deep"] = {"bytes": size, "s3_sync_verify_deep_s": round(ours, 3), "md5sum_parallel_s": round(md5, 3),
-                       "s3_sync_verify_MBps": round(size / ours / 1e6, 1), "md5sum_MBps": round(size / md5 / 1e6, 1),
-                       "throughput_vs_md5sum": round(md5 / ours, 2), "cores": cores}
-    print(json.dumps(results["deep"]), flush=True)
+    if "quick" not in args.skip:
+        results["quick"] = quick(args, client, base, env, work / "small")
+        print(json.dumps(results["quick"]), flush=True)
+    if "deep" not in args.skip:
+        t0 = time.perf_counter()
+        seed_big(client, args.deep_mib, work / "big")
+        print("seeded %d MiB in %.1fs" % (args.deep_mib, time.perf_counter() - t0), flush=True)
+        cfg = dict(base, url="s3://%s/big/" % BUCKET, path=str(work / "big"), deep=True)
+        subprocess.run(["cat"] + [str(p) for p in (work / "big").iterdir()], stdout=subprocess.DEVNULL, check=True)  # warm cache
+        results["deep"] = deep(args, cfg, work / "big")
+        print(json.dumps(results["deep"]), flush=True)
     return results
 
 
@@ -180,18 +272,71 @@ def readiness(args, work):
         twin.stop()
 
 
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+
+
+def met(ok):
+    return "met" if ok else "not met"
+
+
+def summary(out):
+    """The figures as a Markdown table: ours, its baseline, the ratio, the target (met when both the
+    ratio of the medians and the median of the paired ratios meet it)."""
+    rows = ["| measurement | ours | baseline | ratio | target |", "| --- | --- | --- | --- | --- |"]
+    q, d, r = out.get("quick"), out.get("deep"), out.get("readiness")
+    if q:
+        rows.append("| quick verify, %d objects | %.2f s | list+stat floor %.2f s | %.3fx the floor (paired %.3fx) | <= 1.05x: %s |" % (
+            q["objects"], q["s3_sync_verify_quick_s"], q["list_stat_floor_s"], q["ratio_to_floor"], q["ratio_to_floor_paired"],
+            met(max(q["ratio_to_floor"], q["ratio_to_floor_paired"]) <= 1.05)))
+        rows.append("| quick verify, %d objects | %.2f s | `aws s3 sync --dryrun --size-only` %.2f s | %.2fx faster | |" % (
+            q["objects"], q["s3_sync_verify_quick_s"], q["aws_s3_sync_dryrun_s"], q["speedup_vs_awscli"]))
+    if d:
+        what = "%.1f GiB, %d files" % (d["bytes"] / 2**30, d["files"])
+        base = "`xargs -P %d md5sum` %.0f MB/s" % (d["cores"], d["md5sum_MBps"])
+        rows.append("| deep, agent as in a pod (%d threads), %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
+            d["agent_workers"], what, d["agent_MBps"], base, d["agent_throughput_vs_md5sum"], d["agent_vs_md5sum_paired"],
+            met(min(d["agent_throughput_vs_md5sum"], d["agent_vs_md5sum_paired"]) >= 0.95)))
+        if "cold_agent_s" in d:
+            rows.append("| deep, agent, files evicted from the page cache first | %.0f MB/s | `xargs -P %d md5sum` %.0f MB/s, evicted too "
+                        "| %.3fx (paired %.3fx) | |" % (
+                d["cold_agent_MBps"], d["cores"], d["cold_md5sum_MBps"], d["cold_agent_vs_md5sum"], d["cold_agent_vs_md5sum_paired"]))
+        rows.append("| deep, agent peak RSS (median; max) | %.1f MiB; %.1f MiB | same agent hashing 2 bytes %.1f MiB "
+                    "| %.2fx (%+.1f MiB; buffers %.0f MiB) | bounded |" % (
+            d["agent_peak_rss_MiB"], d["agent_peak_rss_max_MiB"], d["agent_floor_rss_MiB"], d["agent_rss_vs_floor"], d["agent_rss_over_floor_MiB"],
+            d["agent_buffer_bound_MiB"]))
+        rows.append("| deep, whole verifier process, %s | %.0f MB/s | %s | %.3fx (paired %.3fx) | >= 0.95x: %s |" % (
+            what, d["s3_sync_verify_MBps"], base, d["throughput_vs_md5sum"], d["verifier_vs_md5sum_paired"],
+            met(min(d["throughput_vs_md5sum"], d["verifier_vs_md5sum_paired"]) >= 0.95)))
+        rows.append("| deep, whole verifier process | %.2f s | floor: md5sum %.2f s + S3 metadata process %.2f s | %.3fx the floor's throughput | |" % (
+            d["s3_sync_verify_deep_s"], d["md5sum_parallel_s"], d["s3_metadata_s"], d["throughput_vs_floor"]))
+    if r:
+        rows.append("| readiness detection, %d trials | median %.2f s (max %.2f) | /health turning 200 | | |" % (r["trials"], r["median_s"], r["max_s"]))
+    return "\n".join(rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
     ap.add_argument("--objects", type=int, default=10000)
     ap.add_argument("--deep-mib", type=int, default=2048)
+    ap.add_argument("--quick-runs", type=int, default=5, help="interleaved runs of each quick measurement (median)")
+    ap.add_argument("--deep-runs", type=int, default=7, help="interleaved runs of each deep measurement (median)")
+    ap.add_argument("--cold-runs", type=int, default=2, help="runs of agent and md5sum on files evicted from the page cache (0: none)")
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--skip", action="append", default=[], choices=["storage", "readiness"])
+    ap.add_argument("--skip", action="append", default=[], choices=["storage", "readiness", "quick", "deep"])
     args = ap.parse_args()
     from tests.twin.platform.s3 import S3Server
 
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
-    out = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}, "s3": args.s3}
+    out = {"machine": machine(), "s3": args.s3}
     try:
         if "storage" not in args.skip:
             s3srv = S3Server(work / "s3", kind=args.s3)
@@ -205,6 +350,7 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("RESULT " + json.dumps(out))
+    print(summary(out))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ options:
     elements: str
     default: ["optimizer*"]
   workers:
-    description: Hashing threads; defaults to the CPU count where the hashing runs.
+    description: Hashing threads; defaults to the CPUs the hashing process may use where it runs (its affinity mask,
+      capped by the container's cgroup CPU quota). Each thread reads through one 1 MiB buffer.
     type: int
   stall_timeout:
     description:
@@ -172,7 +173,8 @@ in_progress:
   sample: false
 problems:
   description: What is wrong, per file. C(problem) is one of C(missing), C(size_mismatch), C(temp_name),
-    C(content_mismatch), C(sha256_mismatch), C(bad_safetensors), C(index_shard_not_in_s3), C(missing_in_s3).
+    C(content_mismatch), C(sha256_mismatch), C(bad_safetensors), C(index_shard_not_in_s3), C(missing_in_s3),
+    and in deep mode C(changed_while_read) (the file's size or mtime changed while it was hashed) or C(unreadable).
   returned: success
   type: list
   elements: dict
@@ -210,7 +212,7 @@ all_index_shards_present:
   sample: true
 files:
   description: Per expected file, C(state) (ok, missing, downloading, size_mismatch, content_mismatch,
-    bad_safetensors), C(size), C(expected_size) and, in deep mode, C(etag_match), C(sha256_match), C(safetensors_ok).
+    bad_safetensors, changed_while_read, unreadable), C(size), C(expected_size) and, in deep mode, C(etag_match), C(sha256_match), C(safetensors_ok).
   returned: success
   type: dict
   sample: {config.json: {state: ok, size: 700, expected_size: 700}}

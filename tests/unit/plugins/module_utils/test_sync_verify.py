@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
+from ansible_collections.odp.model_engine.plugins.module_utils import s3
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_problem
-from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import classify_local, compare
+from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import classify_local, compare, fetch_part_sizes
 from tests.unit.plugins.module_utils.test_s3_and_agent import safetensors_bytes
 
 EXPECTED = {
@@ -108,6 +109,39 @@ def test_download_rate_eta_and_stall_come_from_the_judge():
     cause, summary, _ev, facts = judge_download(dict(base, bytes_present=200, pod_now=45, newest_mtime=10), samples,
                                                 dict(DEFAULT_LIMITS, stall_timeout=30))
     assert cause == "download_stalled" and facts["idle_seconds"] == 35 and "no new bytes for 35s" in summary
+
+
+def test_deep_reports_files_the_agent_could_not_hash_instead_of_crashing():
+    deep = {k: {"md5": EXPECTED[k]["etag"]} for k in EXPECTED}
+    deep["model-00001-of-00002.safetensors"] = {"changed_while_read": "changed while read (after hashing): 1000 bytes, mtime 1.000 when listed; "
+                                                                      "1200 bytes, mtime 2.000 now"}
+    deep["model-00002-of-00002.safetensors"] = {"unreadable": "[Errno 5] Input/output error"}
+    r = compare(EXPECTED, local(), INDEX, deep=deep)
+    assert not r["complete"]
+    assert {p["file"]: p["problem"] for p in r["problems"]} == {"model-00001-of-00002.safetensors": "changed_while_read",
+                                                                "model-00002-of-00002.safetensors": "unreadable"}
+    assert r["files"]["model-00001-of-00002.safetensors"]["state"] == "changed_while_read"
+    assert "1200 bytes" in r["problems"][0]["detail"] and "etag_match" not in r["files"]["model-00001-of-00002.safetensors"]
+    assert r["files"]["config.json"]["etag_match"] is True
+
+
+def test_part_sizes_fetched_in_parallel_equal_one_head_per_object(s3_bucket, tmp_path):
+    from boto3.s3.transfer import TransferConfig
+
+    client, bucket = s3_bucket
+    expected = {}
+    for i, part_mib in enumerate((5, 6, 5, 7, 8, 5, 6, 9, 5, 10)):
+        path = tmp_path / ("shard-%d" % i)
+        path.write_bytes(os.urandom((part_mib + 1) * 1024 * 1024))
+        client.upload_file(str(path), bucket, "ckpt/shard-%d" % i, Config=TransferConfig(
+            multipart_threshold=part_mib * 1024 * 1024, multipart_chunksize=part_mib * 1024 * 1024))
+    client.put_object(Bucket=bucket, Key="ckpt/config.json", Body=b"{}")
+    expected = s3.list_prefix(client, bucket, "ckpt/")
+    one_by_one = {n: s3.part_size(client, bucket, "ckpt/" + n) for n, v in expected.items() if s3.multipart_count(v["etag"])}
+    assert fetch_part_sizes(client, bucket, "ckpt/", expected, threads=4) == one_by_one
+    assert sorted(one_by_one.values()) == sorted(m * 1024 * 1024 for m in (5, 6, 5, 7, 8, 5, 6, 9, 5, 10))
+    with pytest.raises(s3.S3Error, match="partNumber=1"):
+        fetch_part_sizes(client, bucket, "ckpt/", dict(expected, gone={"size": 1, "etag": "0" * 32 + "-2"}))
 
 
 @pytest.mark.parametrize("status, text", [
