@@ -210,9 +210,9 @@ class Observer(object):
 
         pname = pod["metadata"]["name"]
         try:
-            answer = run_agent_in_pod(self.kube, self.p.get("namespace") or "llm-core", pname, self.p.get("container") or "main",
-                                      self.p.get("python") or "python3", {"root": self.p.get("model_dir") or "model_files", "files": {}},
-                                      timeout=120)
+            target = {"namespace": self.p.get("namespace") or "llm-core", "pod": pname, "container": self.p.get("container") or "main",
+                      "python": self.p.get("python") or "python3"}
+            answer = run_agent_in_pod(self.kube, target, {"root": self.p.get("model_dir") or "model_files", "files": {}}, timeout=120)
         except KubeError as e:
             dl["error"] = str(e)  # the judge says it cannot measure
             return

@@ -65,8 +65,10 @@ def parse_resource(resource, group=None, subresource=None):
     return name, group if group is not None else grp, subresource if subresource is not None else sub
 
 
-def permission(verb, resource, group=None, subresource=None, namespace=None, name=None):
-    res, grp, sub = parse_resource(resource, group, subresource)
+def permission(verb, resource, namespace=None, **where):
+    """One permission to ask about; ``where``: ``group``, ``subresource``, ``name`` (override what ``resource`` says)."""
+    res, grp, sub = parse_resource(resource, where.get("group"), where.get("subresource"))
+    name = where.get("name")
     if not verb or not res:
         raise ValueError("a permission needs a verb and a resource, got verb=%r resource=%r" % (verb, resource))
     return {"verb": verb, "resource": res, "group": grp or "", "subresource": sub or "",
@@ -84,8 +86,8 @@ def expand(profiles=(), permissions=(), namespace="llm-core", endpoint_namespace
         for verb, resource, scope in PROFILES[prof]:
             _add(out, seen, permission(verb, resource, namespace=where[scope]))
     for given in permissions or ():
-        perm = permission(given.get("verb"), given.get("resource"), given.get("group"), given.get("subresource"),
-                          given.get("namespace"), given.get("name"))
+        perm = permission(given.get("verb"), given.get("resource"), given.get("namespace"), group=given.get("group"),
+                          subresource=given.get("subresource"), name=given.get("name"))
         if perm["namespace"] is None:
             perm["namespace"] = namespace
         _add(out, seen, perm)

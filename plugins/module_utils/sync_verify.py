@@ -56,22 +56,9 @@ def index_shards(index):
     return sorted(set((index.get("weight_map") or {}).values()))
 
 
-def compare(expected, local, index=None, deep=None, manifest=None, etags=None):
-    """Build the verification result.
-
-    expected: {name: {"size", "etag"}} (S3, model files only); local: the agent's ``files`` answer;
-    index: parsed model.safetensors.index.json; deep: {name: agent entry with md5/md5_parts/sha256/
-    safetensors} when content was checked; manifest: {name: sha256}; etags: {name: "etag"} to
-    compare with (defaults to the listing's).
-
-    A file's ``state`` is ok, missing, downloading, size_mismatch, or in deep mode content_mismatch,
-    bad_safetensors, changed_while_read (its size or mtime changed while it was hashed: something
-    still writes it) or unreadable (the agent got an OSError reading it).
-    """
-    problems = []
-    per_file = {}
-    temp_for = {}
-    extras = []
+def _temp_names(local, expected, problems):
+    """({expected name: [its temp files]}, [extra files]) of the local listing."""
+    temp_for, extras = {}, []
     for name, info in sorted(local.items()):
         kind, base, tool = classify_local(name, expected)
         if kind == "temp":
@@ -80,77 +67,99 @@ def compare(expected, local, index=None, deep=None, manifest=None, etags=None):
                              "detail": "still under a temporary name (%s) of %s: the download has not finished" % (tool, base)})
         elif kind == "extra":
             extras.append(name)
-    bytes_present = 0
-    bytes_expected = 0
-    for name, want in sorted(expected.items()):
-        bytes_expected += want["size"]
-        have = local.get(name)
-        entry = {"expected_size": want["size"], "size": have["size"] if have else None, "state": None}
-        if have is None:
-            partial = temp_for.get(name)
-            if partial:
-                got = max(t["size"] for t in partial)
-                entry.update(state="downloading", size=got)
-                bytes_present += min(got, want["size"])
-            else:
-                entry["state"] = "missing"
-                problems.append({"file": name, "problem": "missing", "detail": "not downloaded (%d bytes in S3)" % want["size"]})
-        elif have["size"] != want["size"]:
-            entry["state"] = "size_mismatch"
-            bytes_present += min(have["size"], want["size"])
-            problems.append({"file": name, "problem": "size_mismatch",
-                             "detail": "%d bytes here, %d bytes in S3" % (have["size"], want["size"])})
-        else:
-            entry["state"] = "ok"
-            bytes_present += want["size"]
-        per_file[name] = entry
+    return temp_for, extras
 
-    if deep is not None:
-        for name, entry in per_file.items():
-            got = deep.get(name) or {}
-            if entry["state"] != "ok":
-                continue
-            unhashed = [k for k in ("changed_while_read", "unreadable") if k in got]
-            if unhashed:  # the agent could not hash it: say why instead of comparing a partial digest
-                entry["state"] = unhashed[0]
-                problems.append({"file": name, "problem": unhashed[0], "detail": got[unhashed[0]]})
-                continue
-            etag = (etags or {}).get(name, expected[name].get("etag"))
-            if "md5_parts" in got or "md5" in got:
-                mine = s3.etag_from_part_md5s(got["md5_parts"]) if "md5_parts" in got else got["md5"]
-                entry["etag_match"] = mine == etag
-                if mine != etag:
-                    entry["state"] = "content_mismatch"
-                    problems.append({"file": name, "problem": "content_mismatch",
-                                     "detail": "content differs from S3: ETag %s here, %s in S3" % (mine, etag)})
-            if manifest and name in manifest and "sha256" in got:
-                entry["sha256_match"] = got["sha256"] == manifest[name]
-                if not entry["sha256_match"]:
-                    entry["state"] = "content_mismatch"
-                    problems.append({"file": name, "problem": "sha256_mismatch",
-                                     "detail": "SHA-256 %s differs from the manifest's %s" % (got["sha256"], manifest[name])})
-            header = got.get("safetensors")
-            if header is not None:
-                entry["safetensors_ok"] = header["ok"]
-                if not header["ok"]:
-                    entry["state"] = "bad_safetensors"
-                    problems.append({"file": name, "problem": "bad_safetensors", "detail": header["problem"]})
 
+def _size_entry(name, want, have, partial, problems):
+    """(entry, bytes present) of one expected file from its size here (or its temp files')."""
+    entry = {"expected_size": want["size"], "size": have["size"] if have else None, "state": "ok"}
+    if have is None and partial:
+        got = max(t["size"] for t in partial)
+        entry.update(state="downloading", size=got)
+        return entry, min(got, want["size"])
+    if have is None:
+        entry["state"] = "missing"
+        problems.append({"file": name, "problem": "missing", "detail": "not downloaded (%d bytes in S3)" % want["size"]})
+        return entry, 0
+    if have["size"] != want["size"]:
+        entry["state"] = "size_mismatch"
+        problems.append({"file": name, "problem": "size_mismatch", "detail": "%d bytes here, %d bytes in S3" % (have["size"], want["size"])})
+        return entry, min(have["size"], want["size"])
+    return entry, want["size"]
+
+
+def _mismatch(entry, problems, name, problem, detail):
+    entry["state"] = "bad_safetensors" if problem == "bad_safetensors" else "content_mismatch"
+    problems.append({"file": name, "problem": problem, "detail": detail})
+
+
+def _content(name, entry, got, want, problems):
+    """Deep checks of one file whose size matched: recomputed ETag, SHA-256 against the manifest, safetensors header.
+    ``want``: the ``etag`` to match and the ``manifest``."""
+    etag, manifest = want["etag"], want["manifest"]
+    unhashed = [k for k in ("changed_while_read", "unreadable") if k in got]
+    if unhashed:  # the agent could not hash it: say why instead of comparing a partial digest
+        entry["state"] = unhashed[0]
+        problems.append({"file": name, "problem": unhashed[0], "detail": got[unhashed[0]]})
+        return
+    if "md5_parts" in got or "md5" in got:
+        mine = s3.etag_from_part_md5s(got["md5_parts"]) if "md5_parts" in got else got["md5"]
+        entry["etag_match"] = mine == etag
+        if mine != etag:
+            _mismatch(entry, problems, name, "content_mismatch", "content differs from S3: ETag %s here, %s in S3" % (mine, etag))
+    if manifest and name in manifest and "sha256" in got:
+        entry["sha256_match"] = got["sha256"] == manifest[name]
+        if not entry["sha256_match"]:
+            _mismatch(entry, problems, name, "sha256_mismatch", "SHA-256 %s differs from the manifest's %s" % (got["sha256"], manifest[name]))
+    header = got.get("safetensors")
+    if header is not None:
+        entry["safetensors_ok"] = header["ok"]
+        if not header["ok"]:
+            _mismatch(entry, problems, name, "bad_safetensors", header["problem"])
+
+
+def _index_problems(index, expected, per_file, problems):
     shards = index_shards(index)
-    config_present = per_file.get("config.json", {}).get("state") in ("ok", "content_mismatch", "bad_safetensors", "changed_while_read", "unreadable")
-    shards_present = [s for s in shards if per_file.get(s, {}).get("state") == "ok"]
     for shard in shards:
         if shard not in expected:
-            problems.append({"file": shard, "problem": "index_shard_not_in_s3",
-                             "detail": "named in %s but not in the bucket" % INDEX_NAME})
+            problems.append({"file": shard, "problem": "index_shard_not_in_s3", "detail": "named in %s but not in the bucket" % INDEX_NAME})
     if "config.json" not in expected:
         problems.append({"file": "config.json", "problem": "missing_in_s3", "detail": "the checkpoint has no config.json"})
-    in_progress = bool(temp_for)
+    return shards, [s for s in shards if per_file.get(s, {}).get("state") == "ok"]
+
+
+def compare(expected, local, index=None, deep=None, **checks):
+    """Build the verification result.
+
+    expected: {name: {"size", "etag"}} (S3, model files only); local: the agent's ``files`` answer;
+    index: parsed model.safetensors.index.json; deep: {name: agent entry with md5/md5_parts/sha256/
+    safetensors} when content was checked; ``checks``: ``manifest`` {name: sha256}, ``etags`` {name: "etag"} to
+    compare with (defaults to the listing's).
+
+    A file's ``state`` is ok, missing, downloading, size_mismatch, or in deep mode content_mismatch,
+    bad_safetensors, changed_while_read (its size or mtime changed while it was hashed: something
+    still writes it) or unreadable (the agent got an OSError reading it).
+    """
+    problems = []
+    temp_for, extras = _temp_names(local, expected, problems)
+    per_file, bytes_present = {}, 0
+    for name, want in sorted(expected.items()):
+        per_file[name], present = _size_entry(name, want, local.get(name), temp_for.get(name), problems)
+        bytes_present += present
+    bytes_expected = sum(want["size"] for want in expected.values())
+    if deep is not None:
+        etags = checks.get("etags") or {}
+        for name, entry in per_file.items():
+            if entry["state"] == "ok":
+                want = {"etag": etags.get(name, expected[name].get("etag")), "manifest": checks.get("manifest")}
+                _content(name, entry, deep.get(name) or {}, want, problems)
+    shards, shards_present = _index_problems(index, expected, per_file, problems)
+    config_present = per_file.get("config.json", {}).get("state") in ("ok", "content_mismatch", "bad_safetensors", "changed_while_read", "unreadable")
     complete = not problems and all(e["state"] == "ok" for e in per_file.values())
     percent = round(100.0 * bytes_present / bytes_expected, 1) if bytes_expected else (100.0 if complete else 0.0)
     return {
         "complete": complete,
-        "in_progress": in_progress and not complete,
+        "in_progress": bool(temp_for) and not complete,
         "config_json_present": bool(config_present),
         "index_shards": shards,
         "index_shards_present": len(shards_present),
@@ -223,9 +232,11 @@ def fetch_part_sizes(client, bucket, prefix, expected, threads=8):
     return dict(zip(names, sizes))
 
 
-def run_agent_in_pod(kube, namespace, pod, container, python, request, timeout):
-    """The agent's answer from inside the container (``kube``: a kube.Kube); KubeError when it could not run."""
-    rc, out, err = kube.exec(namespace, pod, container, agent_argv(python, request), timeout=timeout)
+def run_agent_in_pod(kube, target, request, timeout):
+    """The agent's answer from inside the container (``kube``: a kube.Kube; ``target``: ``namespace``, ``pod``,
+    ``container``, ``python``); KubeError when it could not run."""
+    namespace, pod, container = target["namespace"], target["pod"], target["container"]
+    rc, out, err = kube.exec(namespace, pod, container, agent_argv(target.get("python") or "python3", request), timeout=timeout)
     where = "pod %s/%s container %s" % (namespace, pod, container)
     if rc != 0:
         raise KubeError("the verification helper failed in %s (exit %s): %s" % (where, rc, (err or out)[-500:]))
@@ -268,8 +279,8 @@ class Target(object):
         request = {"root": self.p.get("path") or self.p["model_dir"], "files": files, "workers": self.p.get("workers")}
         if self.p.get("path"):
             return verify_agent.inspect(request)
-        return run_agent_in_pod(self.kube, self.p["namespace"], self.pod_name, self.p["container"], self.p["python"],
-                                request, self.p["exec_timeout"])
+        target = {"namespace": self.p["namespace"], "pod": self.pod_name, "container": self.p["container"], "python": self.p["python"]}
+        return run_agent_in_pod(self.kube, target, request, self.p["exec_timeout"])
 
 
 def _checkpoint(p):

@@ -248,34 +248,51 @@ def hash_job(job, path, listed):
     return out
 
 
-def safetensors_check(path, size):
-    """Parse the header; the data section must end exactly at the end of the file."""
+def _read_header(path, size):
+    """(header length, header dict) of a safetensors file, or a problem string."""
     try:
         with open(path, "rb") as f:
             raw = f.read(8)
             if len(raw) < 8:
-                return {"ok": False, "problem": "shorter than the 8-byte header length"}
+                return "shorter than the 8-byte header length"
             (hlen,) = struct.unpack("<Q", raw)
             if hlen > min(size - 8, 100 * 1024 * 1024):
-                return {"ok": False, "problem": "header length %d does not fit in a file of %d bytes" % (hlen, size)}
+                return "header length %d does not fit in a file of %d bytes" % (hlen, size)
             header = json.loads(f.read(hlen).decode("utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as e:
-        return {"ok": False, "problem": "unreadable header: %s" % e}
+        return "unreadable header: %s" % e
     if not isinstance(header, dict):
-        return {"ok": False, "problem": "header is not a JSON object"}
-    end = 0
-    tensors = 0
+        return "header is not a JSON object"
+    return hlen, header
+
+
+def _data_end(header):
+    """(end of the data section, tensor count), or a problem string."""
+    end = tensors = 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
         try:
             start, stop = info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            return {"ok": False, "problem": "tensor %s has no valid data_offsets" % name}
+            return "tensor %s has no valid data_offsets" % name
         if not (0 <= start <= stop):
-            return {"ok": False, "problem": "tensor %s has data_offsets out of order" % name}
+            return "tensor %s has data_offsets out of order" % name
         end = max(end, stop)
         tensors += 1
+    return end, tensors
+
+
+def safetensors_check(path, size):
+    """Parse the header; the data section must end exactly at the end of the file."""
+    parsed = _read_header(path, size)
+    if isinstance(parsed, str):
+        return {"ok": False, "problem": parsed}
+    hlen, header = parsed
+    data = _data_end(header)
+    if isinstance(data, str):
+        return {"ok": False, "problem": data}
+    end, tensors = data
     expected = 8 + hlen + end
     if expected != size:
         return {"ok": False, "problem": "header describes %d bytes but the file has %d" % (expected, size),
