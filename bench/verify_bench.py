@@ -17,8 +17,10 @@ Prints, for each measurement, the median of several whole-process runs and the r
    - the whole verifier process (import boto3, list, HEAD the part sizes, hash, compare), against
      md5sum and against its floor: md5sum plus the S3 metadata process (the same process without
      the hashing), which no overlap can hide on a machine whose cores the hashing already fills;
-3. vLLM readiness detection latency: the time from the vLLM /health answer turning 200 to the
-   vllm_ready module returning, over many trials on the full twin.
+3. vLLM readiness on the full twin: the detection latency (from the vLLM /health answer turning 200 to
+   the vllm_ready process returning) of the adaptive wait against the plain backoff, trials interleaved;
+   and the requests each makes while one download lasts --download-seconds (600: the runbook's download
+   is 30-60 min), both waiting side by side on the same endpoint.
 """
 
 from __future__ import annotations
@@ -238,34 +240,86 @@ def quick_and_deep(args, s3srv, work):
     return results
 
 
+def _vllm_ready(twin, name, extra):
+    """Start ``ansible -m odp.model_engine.vllm_ready`` (wait=true) for ``name``; returns the Popen."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    s3 = twin.s3
+    module_args = dict({"endpoint_name": name, "kubeconfig": str(twin.emulator.kubeconfig_path), "wait": True, "wait_timeout": 1800,
+                        "model": "test-model", "checkpoint_path": "s3://scale-gp-models/intermediate-model-aws/",
+                        "s3_endpoint_url": s3.endpoint_url, "s3_access_key": s3.access_key, "s3_secret_key": s3.secret_key}, **extra)
+    cmd = [str(BIN / "ansible"), "localhost", "-m", "odp.model_engine.vllm_ready", "-e", "ansible_python_interpreter=%s" % sys.executable,
+           "-a", json.dumps(module_args), "-o"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _module_result(proc):
+    out, err = proc.communicate()
+    assert "SUCCESS" in out, out + err
+    return json.loads(out.split("=>", 1)[1])
+
+
+def _latency_trial(twin, me, name, extra):
+    twin.faults.add("download_rate", name, bytes_per_second=2 * 1024 * 1024)
+    assert me.post("/v1/llm/model-endpoints", dict(runbook_body(), name=name)).status == 200
+    proc = _vllm_ready(twin, name, extra)
+    result = _module_result(proc)
+    returned = time.time()
+    latency = returned - twin.health_turned_200_at(name)
+    me.delete("/v1/llm/model-endpoints/%s" % name)
+    twin.faults.clear()
+    return latency, result
+
+
+def _requests_during_download(twin, me, seconds):
+    """Both modes waiting side by side on one endpoint whose ~1 MB download lasts ``seconds``: requests per 10 s each."""
+    name = "bench-slow"
+    manifest = json.loads((Path(twin.state_dir) / "s3-manifest.json").read_text())
+    size = sum(v["size"] for v in manifest["intermediate-model-aws/"].values())
+    twin.faults.add("download_rate", name, bytes_per_second=max(1, size // seconds))
+    assert me.post("/v1/llm/model-endpoints", dict(runbook_body(), name=name)).status == 200
+    start = time.time()
+    procs = {"adaptive": _vllm_ready(twin, name, {}), "plain": _vllm_ready(twin, name, {"adaptive": False, "wait_sleep": 1})}
+    results = {mode: _module_result(p) for mode, p in procs.items()}
+    elapsed = time.time() - start
+    me.delete("/v1/llm/model-endpoints/%s" % name)
+    twin.faults.clear()
+    out = {"download_seconds": round(elapsed, 1)}
+    for mode, res in results.items():
+        total = sum(res["requests"].values())
+        out[mode] = dict(res["requests"], total=total, per_10s=round(10.0 * total / elapsed, 2))
+    return out
+
+
+def runbook_body():
+    """A fresh copy of the twin's runbook endpoint body."""
+    import copy
+
+    from tests.twin.tests.conftest_platform import RUNBOOK_BODY
+
+    return copy.deepcopy(RUNBOOK_BODY)
+
+
 def readiness(args, work):
-    """Detection latency of vllm_ready (wait=true) on the full twin, from /health turning 200."""
+    """vllm_ready (wait=true) on the full twin: detection latency from /health turning 200 to the process returning,
+    adaptive (the default) against the plain backoff (adaptive=false, wait_sleep 1) in the same run, trials
+    interleaved; then the requests both make while one download lasts --download-seconds."""
     from tests.twin.platform.twin import Twin
-    from tests.twin.tests.conftest_platform import RUNBOOK_BODY, ModelEngineClient
+    from tests.twin.tests.conftest_platform import ModelEngineClient
 
     twin = Twin(work / "twin").start()
     try:
         me = ModelEngineClient(twin.api_url)
-        latencies = []
+        lat = {"adaptive": [], "plain": []}
         for i in range(args.trials):
-            name = "bench-ready-%d" % i
-            twin.faults.add("download_rate", name, bytes_per_second=2 * 1024 * 1024)
-            body = dict(RUNBOOK_BODY, name=name)
-            assert me.post("/v1/llm/model-endpoints", body).status == 200
-            env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-            cmd = [str(BIN / "ansible"), "localhost", "-m", "odp.model_engine.vllm_ready", "-e",
-                   "ansible_python_interpreter=%s" % sys.executable, "-a", json.dumps({
-                       "endpoint_name": name, "kubeconfig": str(twin.emulator.kubeconfig_path), "wait": True,
-                       "wait_timeout": 300, "model": "test-model"})]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-            returned = time.time()
-            assert "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
-            healthy_at = twin.health_turned_200_at(name)
-            latencies.append(returned - healthy_at)
-            me.delete("/v1/llm/model-endpoints/%s" % name)
-            twin.faults.clear()
-        res = {"trials": len(latencies), "median_s": round(statistics.median(latencies), 3), "max_s": round(max(latencies), 3),
-               "min_s": round(min(latencies), 3)}
+            for mode, extra in (("adaptive", {}), ("plain", {"adaptive": False, "wait_sleep": 1})):
+                latency, _res = _latency_trial(twin, me, "bench-ready-%s-%d" % (mode[0], i), extra)
+                lat[mode].append(latency)
+        res = {"trials": args.trials}
+        for mode, values in lat.items():
+            res[mode] = {"median_s": round(statistics.median(values), 3), "max_s": round(max(values), 3), "min_s": round(min(values), 3)}
+        res["median_ratio_to_plain"] = round(res["adaptive"]["median_s"] / res["plain"]["median_s"], 3)
+        if args.download_seconds:
+            res["requests"] = _requests_during_download(twin, me, args.download_seconds)
         print(json.dumps(res), flush=True)
         return res
     finally:
@@ -318,7 +372,17 @@ def summary(out):
         rows.append("| deep, whole verifier process | %.2f s | floor: md5sum %.2f s + S3 metadata process %.2f s | %.3fx the floor's throughput | |" % (
             d["s3_sync_verify_deep_s"], d["md5sum_parallel_s"], d["s3_metadata_s"], d["throughput_vs_floor"]))
     if r:
-        rows.append("| readiness detection, %d trials | median %.2f s (max %.2f) | /health turning 200 | | |" % (r["trials"], r["median_s"], r["max_s"]))
+        a, b = r["adaptive"], r["plain"]
+        rows.append("| readiness detection, %d trials (from /health turning 200 to `ansible -m vllm_ready` returning) | median %.2f s (max %.2f) "
+                    "| plain backoff 0.1 s doubling to 1 s: median %.2f s (max %.2f) | %.2fx | median <= 0.5 s: %s |" % (
+                        r["trials"], a["median_s"], a["max_s"], b["median_s"], b["max_s"], r["median_ratio_to_plain"], met(a["median_s"] <= 0.5)))
+        q = r.get("requests")
+        if q:
+            rows.append("| requests while a download lasts %.0f s | %.2f per 10 s (%d: %d API, %d exec, %d proxy) | plain backoff: %.2f per 10 s (%d) "
+                        "| %.3fx | <= 1 per 10 s: %s |" % (
+                            q["download_seconds"], q["adaptive"]["per_10s"], q["adaptive"]["total"], q["adaptive"]["kubernetes"], q["adaptive"]["exec"],
+                            q["adaptive"]["proxy"], q["plain"]["per_10s"], q["plain"]["total"], q["adaptive"]["total"] / max(1, q["plain"]["total"]),
+                            met(q["adaptive"]["per_10s"] <= 1.0)))
     return "\n".join(rows)
 
 
@@ -331,6 +395,7 @@ def main():
     ap.add_argument("--deep-runs", type=int, default=7, help="interleaved runs of each deep measurement (median)")
     ap.add_argument("--cold-runs", type=int, default=2, help="runs of agent and md5sum on files evicted from the page cache (0: none)")
     ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--download-seconds", type=int, default=600, help="length of the download the request count is taken over (0: skip)")
     ap.add_argument("--skip", action="append", default=[], choices=["storage", "readiness", "quick", "deep"])
     args = ap.parse_args()
     from tests.twin.platform.s3 import S3Server

@@ -142,10 +142,12 @@ class Kube(object):
         items = self.list("Event", namespace, field_selector=",".join(fields) or None)
         return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
-    def logs(self, namespace, pod, container, lines=30):
+    def logs(self, namespace, pod, container, lines=30, head_bytes=None):
         """Last lines of a container's log, preceded by the previous instance's when it restarted: a
-        crash-looping container's error is in the previous log while the new one only starts up."""
-        out = []
+        crash-looping container's error is in the previous log while the new one only starts up. ``head_bytes``
+        also reads the current log's beginning (a download tool's error comes early, then a guard loop may print
+        the same line every few seconds for hours)."""
+        out = self._head(namespace, pod, container, head_bytes) if head_bytes else []
         for previous in (True, False):
             try:
                 text = self.core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
@@ -160,6 +162,17 @@ class Kube(object):
                 if previous:
                     out.append("--- current instance ---")
         return out
+
+    def _head(self, namespace, pod, container, head_bytes):
+        try:
+            text = self.core.read_namespaced_pod_log(pod, namespace, container=container, limit_bytes=head_bytes)
+        except ApiException as e:
+            if e.status in (401, 403):
+                raise api_error(e, "Reading the log of %s/%s container %s" % (namespace, pod, container))
+            return []
+        except Exception as e:  # connection errors
+            raise KubeError("Reading the log of %s/%s container %s failed: %s" % (namespace, pod, container, e))
+        return [*(text or "").splitlines(), "--- last lines ---"]
 
     def find_pods(self, namespace, pod=None, endpoint_id=None, endpoint_name=None):
         """The named pod, or an endpoint's pods (by id: the Deployment's app label; by name: the

@@ -26,6 +26,9 @@ from ansible_collections.odp.model_engine.plugins.module_utils.podstate import c
 BUILDER = "model-engine-endpoint-builder"
 VERIFICATION_ANNOTATION = "odp.model-engine/verification"
 REVISION = "deployment.kubernetes.io/revision"
+# The beginning of a download container's log that is read too: an S3 error comes early, then the runbook's guard
+# prints "Waiting for model files..." every 5 s for as long as the pod lives.
+HEAD_BYTES = 64 * 1024
 # Samples kept between steps of a wait (enough for a rate over several minutes at one sample per 10-30 s).
 MAX_SAMPLES = 40
 
@@ -110,12 +113,19 @@ class Observer(object):
             pname = pod["metadata"]["name"]
             if not is_ready(pod):
                 obs.events[pname] = shared["events"](pname) if "events" in shared else self.kube.events(ns, involved=pname, warning_only=True)
-            for cname in containers_to_read(pod, logs, self.p.get("container") or "main"):
-                obs.logs.setdefault(pname, {})[cname] = self.kube.logs(ns, pname, cname, self.p.get("log_lines") or 30)
+            self._read_logs(obs, pod, ns, logs)
         if any(unschedulable_message(p) for p in obs.pods):
             obs.nodes = shared["capacity"]() if "capacity" in shared else self.kube.capacity()
         if self.p.get("measure_download", True):
             self.measure_download(obs)
+
+    def _read_logs(self, obs, pod, ns, logs):
+        """The logs the judge needs of ``pod``: the download container's from its beginning too (HEAD_BYTES)."""
+        pname = pod["metadata"]["name"]
+        download = self.p.get("container") or "main"
+        for cname in containers_to_read(pod, logs, download):
+            head = HEAD_BYTES if cname == download and not container_status(pod, cname).get("ready") else None
+            obs.logs.setdefault(pname, {})[cname] = self.kube.logs(ns, pname, cname, self.p.get("log_lines") or 30, head_bytes=head)
 
     def read_builder(self, ns):
         gw_ns = self.p.get("gateway_namespace") or ns
@@ -130,8 +140,7 @@ class Observer(object):
             pname = pod["metadata"]["name"]
             if (pod.get("status") or {}).get("phase") != "Running":  # scheduling, mounts, pulls: what events explain
                 obs.events[pname] = self.kube.events(namespace, involved=pname, warning_only=True)
-            for cname in containers_to_read(pod, logs, self.p.get("container") or "main"):
-                obs.logs.setdefault(pname, {})[cname] = self.kube.logs(namespace, pname, cname, self.p.get("log_lines") or 30)
+            self._read_logs(obs, pod, namespace, logs)
         return obs
 
     # ------------------------------------------------------------------------------------ many endpoints

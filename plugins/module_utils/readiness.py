@@ -122,7 +122,7 @@ class Steps(object):
 # Adaptive polling: while the files are not all there vLLM cannot be up, so the pod is looked at every SLOW seconds
 # (sooner when the download's ETA is near); once they are complete, /health is asked every FAST seconds and the pod
 # itself only every POD_RECHECK seconds (a crash while loading still stops the wait).
-FAST, SLOW, POD_RECHECK = 0.2, 30.0, 2.0
+FAST, SLOW, POD_RECHECK, FIRST_RATE_SAMPLE = 0.2, 30.0, 2.0, 2.0
 TEMP_NAME_RE = re.compile(r"\.(safetensors|json|model|txt|bin)(\.[A-Za-z0-9]{8}|\d+)$|\.(tmp|part|download|incomplete)$")
 
 
@@ -193,8 +193,10 @@ class Readiness(object):
             self.files_complete = True
             return None
         rate = download_rate(self.history.get("samples"), DEFAULT_LIMITS["rate_window"])
-        if not (rate and dl.get("bytes_expected")):
+        if not dl.get("bytes_expected"):
             return self.p["wait_sleep"]  # no ETA without the checkpoint's size: look again at the usual pace
+        if not rate:
+            return min(self.p["wait_sleep"], FIRST_RATE_SAMPLE)  # a second sample soon, for the rate
         eta = max(0.0, dl["bytes_expected"] - dl["bytes_present"]) / rate
         return max(FAST, min(SLOW, 0.8 * eta))
 

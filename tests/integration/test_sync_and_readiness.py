@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import create_endpoint, pod_of
 
 CKPT = "s3://scale-gp-models/intermediate-model-aws/"
@@ -23,8 +25,28 @@ def first_shard(module, pod):
     return sorted(n for n in out if n.endswith(".safetensors"))[0]
 
 
-def test_complete_quick_and_deep_and_ready(module, gateway, odp_twin):
-    ep = create_endpoint(gateway, "sync-ok")
+@pytest.mark.parametrize("form", ["awscli", "s5cmd"])
+def test_complete_quick_and_deep_and_ready(module, gateway, odp_twin, form):
+    """Both download forms: the on-prem image's (pip install awscli, aws s3 sync, the while guard; the twin's
+    default) and upstream's s5cmd: the same verification, progress and readiness."""
+    odp_twin.faults.add("download_form", "sync-ok", tool=form, wait_guard=form == "awscli")
+    odp_twin.faults.add("download_rate", "sync-ok", bytes_per_second=200_000)
+    create_endpoint(gateway, "sync-ok", wait=False)
+    seen = set()
+    snap = {}
+    for _ in range(200):  # follow it as the role does, one check at a time, until it serves
+        snap = module("llm_endpoint_progress", name="sync-ok", previous=snap.get("sample"))
+        seen.add(snap["cause"])
+        if snap["state"] != "progressing":
+            break
+    assert snap["state"] == "serving", snap.get("reason")
+    assert "downloading" in seen and ("installing" in seen) is (form == "awscli"), seen
+    ep = gateway.get("/v1/llm/model-endpoints/sync-ok").json()
+    dep = odp_twin.call(odp_twin.kube.get("Deployment", "launch-endpoint-id-" + ep["id"].replace("_", "-"), odp_twin.config.endpoint_namespace))
+    main = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "main")
+    assert ("aws s3 sync" if form == "awscli" else "s5cmd") in main["command"][-1]
+    diag = module("endpoint_diagnose", name="sync-ok")
+    assert diag["state"] == "serving" and diag["cause"] == "serving", diag.get("summary")
     for mode in ("quick", "deep"):
         res = module("s3_sync_verify", checkpoint_path=CKPT, endpoint_name="sync-ok", mode=mode)
         assert res.get("failed") is not True, res.get("msg")
@@ -36,7 +58,7 @@ def test_complete_quick_and_deep_and_ready(module, gateway, odp_twin):
 
 
 def test_in_progress_download_is_reported_without_failing(module, gateway, odp_twin):
-    odp_twin.faults.add("download_rate", "sync-slow", bytes_per_second=100_000)
+    odp_twin.faults.add("download_rate", "sync-slow", bytes_per_second=20_000)  # ~50 s: still downloading on a loaded machine
     create_endpoint(gateway, "sync-slow", wait=False)
     gateway.wait("sync-slow", lambda e: e["status"] == "READY", timeout=30)
     res = {}

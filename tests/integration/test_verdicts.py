@@ -60,9 +60,22 @@ def setup_s3_auth(gw, tw):
     # keeps running 0/2, waiting for files that never come; only the log says why.
     tw.faults.add("s3_credentials_rejected", "dx-auth")
     create_endpoint(gw, "dx-auth", wait=False)
-    settle(gw, tw, "dx-auth", running_main)
-    time.sleep(4)
+    pods = settle(gw, tw, "dx-auth", running_main)
+    wait_for_log(tw, pods, "main", "AccessDenied")
     return "dx-auth", {}
+
+
+def wait_for_log(tw, pods, container, needle, timeout=60):
+    """Wait until the container's log holds ``needle`` (the background sync failed)."""
+    name = next(p for p in pods if running_main(p))["metadata"]["name"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        from tests.integration.conftest import kubectl
+
+        if needle in kubectl(tw, "logs", name, "-c", container).stdout:
+            return
+        time.sleep(0.3)
+    raise AssertionError("%s never appeared in the %s log of %s" % (needle, container, name))
 
 
 def setup_s3_auth_s5cmd(gw, tw):

@@ -73,7 +73,9 @@ def test_image_without_qwen3_crash_loops(me, runbook_body, odp_twin, twin_kubect
         in prev
     assert "'LlamaForCausalLM'" in prev
     assert ready_column(twin_kubectl, name) == ["0/2"]
-    assert "CrashLoopBackOff" in twin_kubectl("get", "pods", "-n", NS, "-l", f"endpoint_name={name}").stdout
+    # kubectl shows the back-off between restarts (the container restarts in between, so look until it is seen)
+    wait_for(lambda: "CrashLoopBackOff" in twin_kubectl("get", "pods", "-n", NS, "-l", f"endpoint_name={name}").stdout,
+             timeout=30, what="kubectl get pods showing CrashLoopBackOff")
     ep = me.endpoint(name)
     assert ep["status"] == "READY" and ep["spec"]["deployment_state"]["available_workers"] == 0
 

@@ -52,7 +52,7 @@ def test_downloading_polls_at_the_eta_and_never_faster_than_needed():
     for _ in range(3):
         pauses.append(r._download_pause())
         t["now"] += 10
-    assert pauses[0] == 5.0                      # one sample: no rate yet, the usual pace
+    assert pauses[0] == R.FIRST_RATE_SAMPLE      # one sample: no rate yet, a second one soon
     assert pauses[1] == R.SLOW and pauses[2] == R.SLOW   # far from done: the slowest pace
     assert r.requests["exec"] == 3
 
@@ -62,7 +62,7 @@ def test_near_the_end_it_looks_at_the_eta_then_switches_to_fast_health_checks():
     first = r._download_pause()
     t["now"] += 10
     second = r._download_pause()        # 100 kB/s... 0.8 x ETA of the remaining bytes
-    assert first == 5.0 and R.FAST <= second < R.SLOW
+    assert first == R.FIRST_RATE_SAMPLE and R.FAST <= second < R.SLOW
     while r._download_pause() is not None:
         t["now"] += 10
     assert r.files_complete is True
