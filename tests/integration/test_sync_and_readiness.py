@@ -31,6 +31,7 @@ def test_complete_quick_and_deep_and_ready(module, gateway, odp_twin, form):
     default) and upstream's s5cmd: the same verification, progress and readiness."""
     odp_twin.faults.add("download_form", "sync-ok", tool=form, wait_guard=form == "awscli")
     odp_twin.faults.add("download_rate", "sync-ok", bytes_per_second=200_000)
+    odp_twin.faults.add("slow_tool_install", "sync-ok", seconds=6)  # the awscli install, long enough to be seen
     create_endpoint(gateway, "sync-ok", wait=False)
     seen = set()
     snap = {}
