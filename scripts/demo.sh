@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
-# A slow simulated download (the checkpoint is ~1 MB) so the progress lines show 0/2 -> 2/2 and the percentages.
-python -m tests.twin status >/dev/null 2>&1 || python -m tests.twin up --detach --download-rate 120000 >/dev/null
+# The on-prem download form (pip install awscli, aws s3 sync, the runbook's while guard), slowed down so that the
+# progress lines show the phases: installing the S3 tool, downloading with percent, rate and ETA, 0/2 -> 2/2.
+# (The checkpoint is ~1 MB: 50 kB/s makes a ~20 s download; the install takes 6 s instead of the runbook's 5-10 min.)
+python -m tests.twin status >/dev/null 2>&1 || python -m tests.twin up --detach --download-rate 50000 --install-seconds 6 >/dev/null
 run() { echo; echo "=== ansible-playbook -i inventories/local $*"; ansible-playbook -i inventories/local "$@"; }
 run playbooks/create_endpoint.yml -e llm_endpoint_progress_interval=2
 run playbooks/verify_endpoint.yml -e endpoint_name=test-endpoint-v1

@@ -78,6 +78,7 @@ def cmd_up(args) -> int:
         log = open(state / "twin.log", "ab")
         child = subprocess.Popen([sys.executable, "-m", "tests.twin", "up", "--state", str(state), "--s3", args.s3]
                                  + (["--download-rate", str(args.download_rate)] if args.download_rate else [])
+                                 + (["--install-seconds", str(args.install_seconds)] if args.install_seconds else [])
                                  + ["--download-form", args.download_form],
                                  cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True)
@@ -95,10 +96,11 @@ def cmd_up(args) -> int:
         print("twin did not become ready in time", file=sys.stderr)
         os.killpg(child.pid, signal.SIGTERM)
         return 1
-    return asyncio.run(_serve(state, args.s3, args.download_rate, args.download_form))
+    return asyncio.run(_serve(state, args.s3, args.download_rate, args.download_form, args.install_seconds))
 
 
-async def _serve(state: Path, s3: str, download_rate: float | None = None, download_form: str = "awscli") -> int:
+async def _serve(state: Path, s3: str, download_rate: float | None = None, download_form: str = "awscli",
+                 install_seconds: float | None = None) -> int:
     from tests.twin.platform.twin import Twin, TwinOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -106,6 +108,8 @@ async def _serve(state: Path, s3: str, download_rate: float | None = None, downl
     options = TwinOptions(s3=s3, inventory_dir=inventory)
     if download_rate:
         options.service.download_rate = float(download_rate)
+    if install_seconds:
+        options.service.awscli_install_seconds = float(install_seconds)
     options.service.set_download_form(download_form)
     twin = Twin(state, options)
     stop = asyncio.Event()
@@ -194,6 +198,8 @@ def main(argv=None) -> int:
     up.add_argument("--timeout", type=float, default=90)
     up.add_argument("--download-rate", type=float, default=None,
                     help="bytes per second the simulated pods download at (default 8 MiB/s); the demo uses a slow one")
+    up.add_argument("--install-seconds", type=float, default=None,
+                    help="seconds the simulated `pip install awscli` takes (default 0.5; the runbook's takes 5-10 min)")
     up.add_argument("--download-form", choices=["awscli", "s5cmd"], default="awscli",
                     help="the endpoint pods' download step: the on-prem image's awscli + wait guard (default), or "
                          "upstream's s5cmd; written into twin.json")
