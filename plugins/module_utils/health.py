@@ -26,7 +26,7 @@ def _entry(obs, verdict, objects, min_age):
     return {
         "name": rec["name"], "id": rec["id"], "status": rec.get("status"), "owner": spec.get("created_by"),
         "state": verdict.state, "cause": verdict.cause, "summary": verdict.summary, "fix": verdict.fix, "evidence": verdict.evidence,
-        "container": verdict.container, "download": verdict.download,
+        "container": verdict.container, "download": verdict.download, "serving_pods": verdict.serving_pods,
         "verdict": verdict.state, "reason": verdict.summary,
         "age_seconds": age, "cleanup": verdict.state == FAILED and (age is None or age >= min_age),
         "k8s_resource_name": name, "pods": [pod_summary(x) for x in obs.pods],

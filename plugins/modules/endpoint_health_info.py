@@ -60,7 +60,7 @@ EXAMPLES = r"""
 RETURN = r"""
 endpoints:
   description:
-    - Every endpoint with the verdict (C(state), C(cause), C(summary), C(fix), C(evidence), C(container)), C(cleanup)
+    - Every endpoint with the verdict (C(state), C(cause), C(summary), C(fix), C(evidence), C(container), C(serving_pods)), C(cleanup)
       (whether it is a clean-up candidate), C(owner), its pods and Kubernetes objects.
   returned: always
   type: list

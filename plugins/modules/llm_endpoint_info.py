@@ -94,7 +94,10 @@ endpoints:
       type: int
       returned: always
     serving:
-      description: Status is C(READY) and at least one worker is available.
+      description:
+        - Status is C(READY) and at least one worker is available, as the gateway reports it (its cache lags 15-60 s,
+          and an update whose new pod cannot start still shows the old one's worker). For the verdict (rollouts, pods,
+          downloads, files) use M(odp.model_engine.endpoint_health_info) or M(odp.model_engine.llm_endpoint_progress).
       type: bool
       returned: always
     status_reason:
