@@ -12,8 +12,6 @@ Kinds whose API the cluster does not serve (an add-on's CRD not installed) are s
 
 from __future__ import annotations
 
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
-
 # (kind, apiVersion, plural); the built-in kinds go through kube.Kube, the custom resources through CustomObjectsApi.
 KINDS = (
     ("Deployment", "apps/v1", "deployments"),
@@ -32,14 +30,12 @@ SELECTOR = "managed-by=model-engine"
 def _custom(kube, api_version, plural, namespace, selector):
     from kubernetes.client import CustomObjectsApi
 
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import MISSING
+
     group, version = api_version.split("/")
-    try:
-        return kube.call("Listing %s in %s" % (plural, namespace), CustomObjectsApi(kube.client).list_namespaced_custom_object,
-                         group, version, namespace, plural, label_selector=selector).get("items", [])
-    except KubeError as e:
-        if e.status == 404:
-            return []  # the add-on (VPA, KEDA) is not installed: nothing of that kind can exist
-        raise
+    found = kube.call_or_missing("Listing %s in %s" % (plural, namespace), CustomObjectsApi(kube.client).list_namespaced_custom_object,
+                                 group, version, namespace, plural, label_selector=selector)
+    return [] if found is MISSING else found.get("items", [])  # MISSING: the add-on (VPA, KEDA) is not installed
 
 
 def find(kube, namespace, selector=SELECTOR):
@@ -64,16 +60,12 @@ def delete(kube, namespace, obj):
     kind, name = obj["kind"], obj["name"]
     if kind not in CUSTOM:
         return kube.delete(kind, name, namespace)
+    from ansible_collections.odp.model_engine.plugins.module_utils.kube import MISSING
+
     group, version = obj["api_version"].split("/")
     plural = next(p for k, _v, p in KINDS if k == kind)
-    try:
-        kube.call("Deleting %s %s/%s" % (kind, namespace, name), CustomObjectsApi(kube.client).delete_namespaced_custom_object,
-                  group, version, namespace, plural, name)
-    except KubeError as e:
-        if e.status == 404:
-            return False
-        raise
-    return True
+    return kube.call_or_missing("Deleting %s %s/%s" % (kind, namespace, name), CustomObjectsApi(kube.client).delete_namespaced_custom_object,
+                                group, version, namespace, plural, name) is not MISSING
 
 
 def remove_leftovers(kube, namespace, endpoint_id, check_mode=False):

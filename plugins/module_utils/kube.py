@@ -76,6 +76,9 @@ KINDS = {
 }
 
 
+MISSING = object()  # what Kube.call_or_missing returns for a 404
+
+
 def newest_first(items):
     return sorted(items, key=lambda x: (x.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
 
@@ -104,28 +107,27 @@ class Kube(object):
         api, suffix, namespaced = KINDS[kind]
         return getattr(getattr(self, api), "%s_%s%s" % (verb, "namespaced_" if namespaced else "", suffix)), namespaced
 
+    def call_or_missing(self, what, fn, *args, **kwargs):
+        """``call``, but an object that does not exist (404) is ``MISSING`` instead of an error."""
+        try:
+            return self.call(what, fn, *args, **kwargs)
+        except KubeError as e:
+            if e.status == 404:
+                return MISSING
+            raise
+
     def delete(self, kind, name, namespace=None):
         """Delete an object; False when it was already gone."""
         fn, namespaced = self._method("delete", kind)
         args = (name, namespace) if namespaced else (name,)
-        try:
-            self.call("Deleting %s %s/%s" % (kind, namespace or "", name), fn, *args)
-        except KubeError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
+        return self.call_or_missing("Deleting %s %s/%s" % (kind, namespace or "", name), fn, *args) is not MISSING
 
     def get(self, kind, name, namespace=None):
         """The object, or None when it does not exist."""
         fn, namespaced = self._method("read", kind)
         args = (name, namespace) if namespaced else (name,)
-        try:
-            return self.call("Reading %s %s/%s" % (kind, namespace or "", name), fn, *args)
-        except KubeError as e:
-            if e.status == 404:
-                return None
-            raise
+        found = self.call_or_missing("Reading %s %s/%s" % (kind, namespace or "", name), fn, *args)
+        return None if found is MISSING else found
 
     def list(self, kind, namespace=None, selector=None, field_selector=None):
         fn, namespaced = self._method("list", kind)
