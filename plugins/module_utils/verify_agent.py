@@ -10,7 +10,8 @@ so that deep verification hashes the files where they are instead of copying the
 Request (JSON): ``{"root": "model_files", "files": {"<relative name>": {"md5_part_size": int|null,
 "md5": bool, "sha256": bool, "safetensors": bool}}, "workers": int}``. Every regular file below
 ``root`` is listed; the named files are also hashed/parsed as asked.
-Answer (JSON): ``{"root", "exists", "files": {"<name>": {"size", "mtime", "md5_parts"?, "md5"?,
+Answer (JSON): ``{"root", "exists", "problem"? (the root "does not exist", "is not a directory" or "is not
+readable: permission denied"), "files": {"<name>": {"size", "mtime", "md5_parts"?, "md5"?,
 "sha256"?, "safetensors"?: {"ok", "problem", "tensors", "data_bytes"}}}, "errors": [...]}``.
 """
 
@@ -102,6 +103,12 @@ def inspect(request):
     root = request.get("root") or "."
     answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "files": {}, "errors": []}
     if not answer["exists"]:
+        answer["problem"] = "is not a directory" if os.path.exists(root) else "does not exist"
+        return answer
+    try:
+        os.listdir(root)
+    except OSError as e:  # os.walk would silently list nothing
+        answer["problem"] = "is not readable: %s" % (e.strerror or e).lower()
         return answer
     listing = list_files(root)
     for name, (size, mtime) in listing.items():
