@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient, basic_auth_header
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, S3Error
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, S3Error, SpecError
 
 # import name -> (pip name, why the module needs it)
 _DEPENDENCIES = {
@@ -82,6 +83,10 @@ class ModelEngineModule(AnsibleModule):
     def model_engine_client(self, **overrides):
         """A ModelEngineClient built from the shared connection options."""
         p = self.params
+        if p.get("ca_path") and not os.path.isfile(p["ca_path"]):
+            # checked here, before the first request, rather than failing each attempt of it
+            raise SpecError("ca_path: %s is not a file (model_engine_ca_path names the PEM bundle of the CA that signed the "
+                            "gateway certificate)" % p["ca_path"])
         kwargs = dict(
             url=p["url"], user_id=p["user_id"], validate_certs=p["validate_certs"], ca_path=p.get("ca_path"),
             timeout=p["request_timeout"], retries=p["retries"],
