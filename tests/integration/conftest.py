@@ -82,7 +82,7 @@ def twin_secrets(twin_vars):
     info = json.loads((Path(tv["odp_twin_state_dir"]) / "twin.json").read_text())
     tokens = list((info.get("kube_tokens") or {}).values())
     basic = base64.b64encode(("%s:" % tv["model_engine_user"]).encode()).decode()
-    values = [tv["s3_access_key"], tv["s3_secret_key"], basic] + tokens
+    values = [tv["s3_access_key"], tv["s3_secret_key"], basic, *tokens]
     if (info.get("registry") or {}).get("password"):
         values.append(info["registry"]["password"])
     assert all(len(v) >= 8 for v in values), values  # short values would match by chance
@@ -94,7 +94,6 @@ def playbook(twin_vars, tmp_path):
     """Run a playbook from playbooks/ against inventories/local + this twin through ansible-runner (as
     AWX does), and check its job events (no secret, recap, readable task names)."""
     import ansible_runner
-    import yaml
 
     secrets = twin_secrets(twin_vars)
     count = [0]
