@@ -7,6 +7,8 @@ model-engine Basic token); these runs are the ones where the modules' arguments 
 
 from __future__ import annotations
 
+import re
+
 from tests.integration.conftest import twin_secrets
 from tests.integration.test_deploy import control_plane  # noqa: F401 - fixture
 
@@ -26,10 +28,10 @@ def test_no_credential_in_any_playbook_at_vvv(playbook, gateway, control_plane, 
     for name, run in runs.items():
         assert run.rc == 0, (name, run)
         # -vvv really printed the modules' arguments, with the credentials masked
-        assert '"module_args"' in run.stdout and MASKED in run.stdout, name
+        assert "module_args" in run.stdout and MASKED in run.stdout, name
         for secret in secrets:
             assert secret not in run.stdout, (name, secret)
-    assert '"s3_access_key": "%s"' % MASKED in runs["create"].stdout
+    assert re.search(r"s3_access_key\W+%s" % MASKED, runs["create"].stdout)  # passed, and masked
     report = (tmp_path / "environment-local.md").read_text()
     assert "| test-endpoint-v1 | test-user-id | READY |" in report
     assert not [s for s in secrets if s in report]
