@@ -99,16 +99,24 @@ def safetensors_check(path, size):
     return {"ok": True, "problem": None, "tensors": tensors, "data_bytes": end}
 
 
+def root_problem(root):
+    """Why ``root`` cannot be listed ("does not exist", "is not a directory", "is not readable: permission denied"),
+    or None; os.walk would silently list nothing."""
+    if not os.path.isdir(root):
+        return "is not a directory" if os.path.exists(root) else "does not exist"
+    try:
+        os.listdir(root)
+    except OSError as e:
+        return "is not readable: %s" % (e.strerror or e).lower()
+    return None
+
+
 def inspect(request):
     root = request.get("root") or "."
     answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "files": {}, "errors": []}
-    if not answer["exists"]:
-        answer["problem"] = "is not a directory" if os.path.exists(root) else "does not exist"
-        return answer
-    try:
-        os.listdir(root)
-    except OSError as e:  # os.walk would silently list nothing
-        answer["problem"] = "is not readable: %s" % (e.strerror or e).lower()
+    problem = root_problem(root)
+    if problem:
+        answer["problem"] = problem
         return answer
     listing = list_files(root)
     for name, (size, mtime) in listing.items():
