@@ -126,6 +126,9 @@ def key_problem(key):
     return "%s: is not a field of an endpoint definition; known fields: %s" % (key, ", ".join(sorted(KNOWN_KEYS)))
 
 
+_KIND_WORDS = {"int": "an integer", "bool": "true or false", "dict": "a dictionary", "list": "a list"}
+
+
 def _convert(key, value):
     """(converted value, problem): the conversion the module's argument spec makes, with its choices."""
     spec = LLM_ENDPOINT_SPEC[key]
@@ -133,8 +136,7 @@ def _convert(key, value):
     try:
         converted = _CHECKERS[kind](value)
     except (TypeError, ValueError):
-        return value, "%s: must be %s (got %r)" % (key, {"int": "an integer", "bool": "true or false", "dict": "a dictionary",
-                                                        "list": "a list"}.get(kind, "a " + kind), value)
+        return value, "%s: must be %s (got %r)" % (key, _KIND_WORDS.get(kind, "a " + kind), value)
     choices = spec.get("choices")
     if choices and kind == "list":
         bad = [item for item in converted if item not in choices]

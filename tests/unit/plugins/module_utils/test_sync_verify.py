@@ -213,8 +213,13 @@ def test_an_unreadable_folder_is_named_not_listed_as_missing(tmp_path, monkeypat
     from ansible_collections.odp.model_engine.plugins.module_utils import sync_verify, verify_agent
 
     real = verify_agent.os.listdir
-    monkeypatch.setattr(verify_agent.os, "listdir", lambda path: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if str(path) == str(tmp_path) else real(path))
+
+    def denied(path):
+        if str(path) == str(tmp_path):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(verify_agent.os, "listdir", denied)
 
     class Target(object):
         p = {"path": str(tmp_path)}
