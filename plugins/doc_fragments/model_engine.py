@@ -55,8 +55,10 @@ options:
     default: true
   ca_path:
     description:
-      - PEM bundle of the CA that signed the gateway certificate.
-      - If not set, the environment variable E(MODEL_ENGINE_CA_PATH) is used.
+      - PEM bundle of the CA that signed the gateway certificate; a path that is not a file fails before the first
+        request.
+      - If not set, the environment variable E(MODEL_ENGINE_CA_PATH) is used. The playbooks and roles set it from
+        the inventory variable C(model_engine_ca_path).
     type: path
   request_timeout:
     description:

@@ -17,6 +17,7 @@ options:
   s3_access_key:
     description:
       - Access key id. If not set, E(AWS_ACCESS_KEY_ID) or the usual boto3 credential chain is used.
+      - Like the secret key it is never logged (C(no_log)), not even at C(-vvv).
     type: str
     aliases: [aws_access_key_id]
   s3_secret_key:

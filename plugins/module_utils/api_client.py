@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import time
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
@@ -40,6 +41,15 @@ class ModelEngineError(OdpError):
     @property
     def detail(self):
         return error_detail(self.body)
+
+    def counted(self, attempts):
+        """The same error, its message counting ``attempts`` (a caller that repeated the request itself, as a
+        create does after checking by name, made more attempts than the one request that failed last)."""
+        text = str(self)
+        counted = re.sub(r"after \d+ attempt\(s\)", "after %d attempt(s)" % attempts, text, count=1)
+        if counted == text and attempts > 1:
+            counted = "%s (after %d attempt(s))" % (text, attempts)
+        return ModelEngineError(counted, status=self.status, body=self.body, method=self.method, url=self.url, attempts=attempts)
 
     def to_result(self):
         """Fields a module adds to fail_json: the API's answer."""

@@ -23,7 +23,7 @@ MODEL_ENGINE_CONNECTION_SPEC = dict(
 
 S3_CONNECTION_SPEC = dict(
     s3_endpoint_url=dict(type="str", fallback=(env_fallback, ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
-    s3_access_key=dict(type="str", no_log=False, aliases=["aws_access_key_id"], fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])),
+    s3_access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id"], fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])),
     s3_secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key"], fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"])),
     s3_session_token=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SESSION_TOKEN"])),
     s3_region=dict(type="str", default="us-east-1", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),

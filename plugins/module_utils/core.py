@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -97,6 +98,10 @@ class ModelEngineModule(AnsibleModule):
         """A ModelEngineClient built from the shared connection options (``require_user=False`` for the health routes,
         which need no user)."""
         p = self.params
+        if p.get("ca_path") and not os.path.isfile(p["ca_path"]):
+            # checked here, before the first request, rather than failing each attempt of it
+            raise SpecError("ca_path: %s is not a file (model_engine_ca_path names the PEM bundle of the CA that signed the "
+                            "gateway certificate)" % p["ca_path"])
         if require_user and not p.get("user_id"):
             raise SpecError("user_id: required to talk to the model-engine gateway (the user id it knows you by; "
                             "inventory variable model_engine_user, or MODEL_ENGINE_USER_ID)")

@@ -5,9 +5,11 @@ comparison with what the gateway reports (model-engine-facts §2 and §9)."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from decimal import Decimal
 
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import SpecError
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError, SpecError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, parse_quantity
 
 FRAMEWORKS = ("vllm", "sglang", "deepspeed", "text_generation_inference", "lightllm", "tensorrt_llm")
@@ -77,158 +79,320 @@ def _label_value_problem(value):
     return None
 
 
-def validate(p, creating):
-    """Raise SpecError for the first rule the desired state ``p`` (module params) breaks.
+def did_you_mean(key, known):
+    """`` (did you mean max_workers?)`` for the closest of ``known`` (difflib), or an empty string."""
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+    return " (did you mean %s?)" % close[0] if close else ""
 
-    ``creating`` adds the rules that only apply to a POST (required fields). Every rule here is one
-    the gateway would enforce with a 400/422/500, or one that makes the build fail later
-    (UPDATE_FAILED), or one where the gateway would silently ignore what the user asked for.
-    """
-    errors = []
 
-    def err(field, rule):
-        errors.append("%s: %s" % (field, rule))
+# ---------------------------------------------------------------------------- the rules
+# Each rule takes the desired state ``p`` (module params, or a definition converted like them) and returns
+# the problems it finds, each "<field>: <rule>". INPUT_RULES need nothing but the input: they run before the
+# first request. CREATE_RULES need to know that the endpoint does not exist yet (one GET), and still run
+# before any write. Every rule is one the gateway would enforce with a 400/422/500, or one that makes the
+# build fail later (UPDATE_FAILED), or one where the gateway would silently ignore what the user asked for.
 
+def _name(p):
     name = p.get("name")
-    problem = _label_value_problem(name) if name is not None else "is required"
-    if problem or not name:
-        err("name", problem or "must not be empty")
+    if name is None:
+        return ["name: is required"]
+    problem = _label_value_problem(name) or (None if name else "must not be empty")
+    return ["name: %s" % problem] if problem else []
 
-    framework = p.get("inference_framework") or "vllm"
-    if creating:
-        for field in ("model_name", "checkpoint_path", "labels", "min_workers", "max_workers", "per_worker"):
-            if p.get(field) in (None, ""):
-                err(field, "is required to create an endpoint")
 
-    endpoint_type = p.get("endpoint_type")
+def _framework(p):
+    return p.get("inference_framework") or "vllm"
+
+
+def _endpoint_type(p):
+    endpoint_type, framework = p.get("endpoint_type"), _framework(p)
     if endpoint_type and framework in STREAMING_ONLY and endpoint_type != "streaming":
-        err("endpoint_type", "must be 'streaming' for inference_framework %s (the gateway rejects %r with 400)" % (framework, endpoint_type))
+        return ["endpoint_type: must be 'streaming' for inference_framework %s (the gateway rejects %r with 400)" % (framework, endpoint_type)]
+    return []
 
-    hardware_given = [f for f in HARDWARE_FIELDS if p.get(f) is not None]
-    if creating and hardware_given and len(hardware_given) != len(HARDWARE_FIELDS):
-        missing = [f for f in HARDWARE_FIELDS if f not in hardware_given]
-        err("cpus, gpus, memory, storage, gpu_type, nodes_per_worker",
-            "set all six or none (none lets the server infer them); missing: %s" % ", ".join(missing))
 
-    for field in ("cpus", "memory", "storage"):
-        if p.get(field) is not None:
-            try:
-                if parse_quantity(p[field], field) <= 0:
-                    err(field, "must be greater than zero")
-            except QuantityError as e:
-                errors.append(str(e))
+MIN_BYTES = 2 ** 20          # 1Mi: below it no LLM container starts
+MIN_CPUS = Decimal("0.001")  # 1m, the smallest CPU quantity Kubernetes accepts
+MAX_CPUS = 256               # per worker; more than any node of the ceilings below offers
+EXAMPLE = {"cpus": "4 or 500m", "memory": "16Gi", "storage": "50Gi"}
+_UNIT_RE = re.compile(r"(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])$")
+
+
+def quantity_problem(field, value):
+    """Why ``value`` is no plausible ``cpus``/``memory``/``storage`` of an LLM endpoint, or None.
+
+    The message names the field, the value read and the form to use."""
+    try:
+        amount = parse_quantity(value, field)
+    except QuantityError as e:
+        return "%s; write it like %s" % (e, EXAMPLE[field])
+    if amount <= 0:
+        return "%s: must be greater than zero (read %r); write it like %s" % (field, value, EXAMPLE[field])
+    return _cpus_problem(value, amount) if field == "cpus" else _bytes_problem(field, value, amount)
+
+
+def _cpus_problem(value, amount):
+    if amount < MIN_CPUS:
+        return "cpus: %r is below 1m, the smallest CPU quantity Kubernetes accepts; write it like 4 or 500m" % (value,)
+    if amount > MAX_CPUS:
+        return ("cpus: %r reads as %s cores, more than any node offers to one worker (at most %d); for millicores write "
+                "the m, e.g. 4000m" % (value, _plain(amount), MAX_CPUS))
+    return None
+
+
+def _bytes_problem(field, value, amount):
+    if isinstance(value, (int, float)) or not _UNIT_RE.search(str(value).strip()):
+        return ("%s: %r is a bare number, which Kubernetes reads as %s bytes; write the unit, e.g. %s"
+                % (field, value, _plain(amount), EXAMPLE[field]))
+    if amount < MIN_BYTES:
+        return ("%s: %r is %s bytes, below 1Mi: far too little for an LLM endpoint; write it like %s"
+                % (field, value, _plain(amount), EXAMPLE[field]))
+    return None
+
+
+def _plain(amount):
+    text = format(amount.normalize(), "f") if isinstance(amount, Decimal) else str(amount)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _quantities(p):
+    return [problem for problem in (quantity_problem(f, p[f]) for f in ("cpus", "memory", "storage") if p.get(f) is not None) if problem]
+
+
+def _gpus(p):
     gpus = p.get("gpus")
     if gpus is not None and gpus < 1:
-        err("gpus", "must be at least 1 for an LLM endpoint (0 makes the gateway fail with an internal error)")
-    gpu_type = p.get("gpu_type")
-    if gpu_type is not None:
-        if gpu_type not in GPU_TYPES:
-            err("gpu_type", "must be one of %s" % ", ".join(GPU_TYPES))
-        elif gpu_type == "nvidia-ampere-a100e":
-            err("gpu_type", "nvidia-ampere-a100e is rejected by the gateway for LLM endpoints; use nvidia-ampere-a100")
-    npw = p.get("nodes_per_worker")
-    if npw is not None:
-        if npw < 1:
-            err("nodes_per_worker", "must be at least 1")
-        elif npw > 1 and framework != "vllm":
-            err("nodes_per_worker", "more than 1 (multi-node) is only supported for inference_framework vllm")
+        return ["gpus: must be at least 1 for an LLM endpoint (0 makes the gateway fail with an internal error)"]
+    return []
 
-    num_shards = p.get("num_shards")
+
+def _gpu_type(p):
+    gpu_type = p.get("gpu_type")
+    if gpu_type is None:
+        return []
+    if gpu_type not in GPU_TYPES:
+        return ["gpu_type: must be one of %s (got %r)%s" % (", ".join(GPU_TYPES), gpu_type, did_you_mean(gpu_type, GPU_TYPES))]
+    if gpu_type == "nvidia-ampere-a100e":
+        return ["gpu_type: nvidia-ampere-a100e is rejected by the gateway for LLM endpoints; use nvidia-ampere-a100"]
+    return []
+
+
+def _nodes_per_worker(p):
+    npw = p.get("nodes_per_worker")
+    if npw is not None and npw < 1:
+        return ["nodes_per_worker: must be at least 1"]
+    if npw is not None and npw > 1 and _framework(p) != "vllm":
+        return ["nodes_per_worker: more than 1 (multi-node) is only supported for inference_framework vllm"]
+    return []
+
+
+def _num_shards(p):
+    gpus, num_shards = p.get("gpus"), p.get("num_shards")
     if gpus is not None:
         shards = 1 if num_shards is None else num_shards
         if shards != gpus:
-            err("num_shards", "must equal gpus (num_shards %s, gpus %s); set num_shards: %s" % (shards, gpus, gpus))
+            return ["num_shards: must equal gpus (num_shards %s, gpus %s); set num_shards: %s" % (shards, gpus, gpus)]
     elif num_shards is not None and num_shards < 1:
-        err("num_shards", "must be at least 1")
+        return ["num_shards: must be at least 1"]
+    return []
 
-    if p.get("quantize") is not None:
-        allowed = {"vllm": ("awq",), "text_generation_inference": ("bitsandbytes",)}.get(framework, ())
-        if p["quantize"] not in allowed:
-            err("quantize", "%r is not supported for %s (allowed: %s)" % (p["quantize"], framework, ", ".join(allowed) or "none"))
 
+def _quantize(p):
+    if p.get("quantize") is None:
+        return []
+    framework = _framework(p)
+    allowed = {"vllm": ("awq",), "text_generation_inference": ("bitsandbytes",)}.get(framework, ())
+    if p["quantize"] not in allowed:
+        return ["quantize: %r is not supported for %s (allowed: %s)" % (p["quantize"], framework, ", ".join(allowed) or "none")]
+    return []
+
+
+def _checkpoint_path(p):
     ckpt = p.get("checkpoint_path")
-    if ckpt is not None:
-        m = re.match(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$", ckpt)
-        if not m:
-            err("checkpoint_path", "must be an s3:// URL with a bucket, e.g. s3://scale-gp-models/intermediate-model-aws/ (got %r)" % ckpt)
-        elif ckpt.rstrip("/").endswith(".tar"):
-            err("checkpoint_path", "must be a prefix holding the model files, not a .tar archive")
+    if ckpt is None:
+        return []
+    if not re.match(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$", ckpt):
+        return ["checkpoint_path: must be an s3:// URL with a bucket, e.g. s3://scale-gp-models/intermediate-model-aws/ (got %r)" % ckpt]
+    if ckpt.rstrip("/").endswith(".tar"):
+        return ["checkpoint_path: must be a prefix holding the model files, not a .tar archive"]
+    return []
 
-    for field in ("min_workers", "max_workers", "per_worker"):
-        if p.get(field) is not None and p[field] < 0:
-            err(field, "must not be negative")
+
+def _workers(p):
+    out = ["%s: must not be negative" % f for f in ("min_workers", "max_workers", "per_worker") if p.get(f) is not None and p[f] < 0]
     min_w, max_w = p.get("min_workers"), p.get("max_workers")
     if min_w is not None and min_w < 1 and not p.get("allow_zero_min_workers"):
-        err("min_workers", "must be at least 1 for a streaming endpoint unless the platform has a Prometheus "
-                           "server for scale-from-zero (then set allow_zero_min_workers: true)")
+        out.append("min_workers: must be at least 1 for a streaming endpoint unless the platform has a Prometheus "
+                   "server for scale-from-zero (then set allow_zero_min_workers: true)")
     if max_w is not None and max_w > MAX_ENDPOINT_SIZE:
-        err("max_workers", "must be at most %d" % MAX_ENDPOINT_SIZE)
+        out.append("max_workers: must be at most %d" % MAX_ENDPOINT_SIZE)
     if min_w is not None and max_w is not None and min_w > max_w:
-        err("min_workers", "must not be greater than max_workers (%s > %s)" % (min_w, max_w))
+        out.append("min_workers: must not be greater than max_workers (%s > %s)" % (min_w, max_w))
     if p.get("per_worker") is not None and p["per_worker"] < 1:
-        err("per_worker", "must be at least 1")
+        out.append("per_worker: must be at least 1")
+    return out
 
+
+def _labels(p):
     labels = p.get("labels")
-    if labels is not None:
-        if not isinstance(labels, dict):
-            err("labels", "must be a dictionary")
-        else:
-            for key in ("team", "product"):
-                if creating and key not in labels:
-                    err("labels.%s" % key, "is required (the gateway rejects endpoints without team and product labels)")
-            for key in RESERVED_LABELS:
-                if key in labels:
-                    err("labels.%s" % key, "is reserved: model-engine sets it itself")
-            for key, value in sorted(labels.items()):
-                problem = _label_value_problem(value)
-                if problem:
-                    err("labels.%s" % key, problem)
-            if labels.get("team") == "_INVALID_TEAM":
-                err("labels.team", "_INVALID_TEAM is rejected by the gateway")
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return ["labels: must be a dictionary"]
+    out = ["labels.%s: is reserved: model-engine sets it itself" % key for key in RESERVED_LABELS if key in labels]
+    for key, value in sorted(labels.items()):
+        problem = _label_value_problem(value)
+        if problem:
+            out.append("labels.%s: %s" % (key, problem))
+    if labels.get("team") == "_INVALID_TEAM":
+        out.append("labels.team: _INVALID_TEAM is rejected by the gateway")
+    return out
 
+
+def _metadata(p):
     metadata = p.get("metadata")
-    if isinstance(metadata, dict):
-        for key in RESERVED_METADATA:
-            if key in metadata:
-                err("metadata.%s" % key, "is reserved by model-engine")
+    if not isinstance(metadata, dict):
+        return []
+    return ["metadata.%s: is reserved by model-engine" % key for key in RESERVED_METADATA if key in metadata]
 
-    hooks = p.get("post_inference_hooks") or []
-    for hook in hooks:
-        if hook not in HOOKS:
-            err("post_inference_hooks", "%r is not one of %s" % (hook, ", ".join(HOOKS)))
 
+def _hooks(p):
+    return ["post_inference_hooks: %r is not one of %s" % (hook, ", ".join(HOOKS)) for hook in p.get("post_inference_hooks") or [] if hook not in HOOKS]
+
+
+def _chat_template(p):
     tmpl = p.get("chat_template_override")
-    if tmpl is not None:
-        if framework != "vllm":
-            err("chat_template_override", "is only supported for inference_framework vllm")
-        elif len(tmpl) > MAX_CHAT_TEMPLATE:
-            err("chat_template_override", "must be at most %d characters (it is %d)" % (MAX_CHAT_TEMPLATE, len(tmpl)))
+    if tmpl is None:
+        return []
+    if _framework(p) != "vllm":
+        return ["chat_template_override: is only supported for inference_framework vllm"]
+    if len(tmpl) > MAX_CHAT_TEMPLATE:
+        return ["chat_template_override: must be at most %d characters (it is %d)" % (MAX_CHAT_TEMPLATE, len(tmpl))]
+    return []
 
+
+def _vllm_arg_problem(key, value):
+    if key not in VLLM_ARGS:
+        return ("vllm_args.%s: is not a vLLM argument model-engine accepts (the gateway would silently ignore it)%s; known: %s"
+                % (key, did_you_mean(key, VLLM_ARGS), ", ".join(sorted(VLLM_ARGS))))
+    expected = VLLM_ARGS[key]
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok and value is not None:
+        return "vllm_args.%s: must be of type %s" % (key, expected.__name__)
+    return None
+
+
+def _vllm_args(p):
     vllm_args = p.get("vllm_args") or {}
-    if vllm_args and framework not in ("vllm", "sglang"):
-        err("vllm_args", "engine pass-through arguments are only accepted for vllm and sglang")
-    for key in sorted(vllm_args):
-        if key not in VLLM_ARGS:
-            err("vllm_args.%s" % key, "is not a vLLM argument model-engine accepts (the gateway would silently ignore it); "
-                                      "known: %s" % ", ".join(sorted(VLLM_ARGS)))
-            continue
-        expected = VLLM_ARGS[key]
-        value = vllm_args[key]
-        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok and value is not None:
-            err("vllm_args.%s" % key, "must be of type %s" % expected.__name__)
+    out = []
+    if vllm_args and _framework(p) not in ("vllm", "sglang"):
+        out.append("vllm_args: engine pass-through arguments are only accepted for vllm and sglang")
+    out.extend(problem for problem in (_vllm_arg_problem(k, vllm_args[k]) for k in sorted(vllm_args)) if problem)
+    return out
 
-    if not errors and all(p.get(f) is not None for f in ("cpus", "memory", "storage")):
-        ceiling = RESOURCE_CEILINGS.get(gpu_type if gpus else None, RESOURCE_CEILINGS[None])
-        requested = (parse_quantity(p["cpus"]), parse_quantity(p["memory"]), parse_quantity(p["storage"]))
-        for label, req, extra, cap in zip(("cpus", "memory", "storage"), requested, FORWARDER_OVERHEAD, ceiling):
-            if req + extra > cap:
-                err(label, "%s plus the http-forwarder's share exceeds what model-engine allows for %s" % (p[label], gpu_type or "CPU-only"))
 
-    if errors:
-        raise SpecError("; ".join(errors))
+def _resource_ceilings(p):
+    """common/resource_limits.py, once cpus, memory and storage are each plausible (else their rule speaks)."""
+    fields = ("cpus", "memory", "storage")
+    if any(p.get(f) is None or quantity_problem(f, p[f]) for f in fields):
+        return []
+    gpu_type = p.get("gpu_type") if p.get("gpus") else None
+    if gpu_type is not None and gpu_type not in RESOURCE_CEILINGS:
+        return []  # the gpu_type rule speaks
+    ceiling = RESOURCE_CEILINGS[gpu_type]
+    out = []
+    for field, extra, cap in zip(fields, FORWARDER_OVERHEAD, ceiling):
+        if parse_quantity(p[field]) + extra > cap:
+            out.append("%s: %s plus the http-forwarder's share exceeds what model-engine allows for %s" % (field, p[field], gpu_type or "CPU-only"))
+    return out
+
+
+def _required(p):
+    return ["%s: is required to create an endpoint" % f
+            for f in ("model_name", "checkpoint_path", "labels", "min_workers", "max_workers", "per_worker") if p.get(f) in (None, "")]
+
+
+def _hardware_all_or_none(p):
+    given = [f for f in HARDWARE_FIELDS if p.get(f) is not None]
+    if given and len(given) != len(HARDWARE_FIELDS):
+        missing = [f for f in HARDWARE_FIELDS if f not in given]
+        return ["cpus, gpus, memory, storage, gpu_type, nodes_per_worker: set all six or none (none lets the server infer them); "
+                "missing: %s" % ", ".join(missing)]
+    return []
+
+
+def _required_labels(p):
+    labels = p.get("labels")
+    if not isinstance(labels, dict):
+        return []
+    return ["labels.%s: is required (the gateway rejects endpoints without team and product labels)" % key
+            for key in ("team", "product") if key not in labels]
+
+
+INPUT_RULES = (_name, _endpoint_type, _quantities, _gpus, _gpu_type, _nodes_per_worker, _num_shards, _quantize,
+               _checkpoint_path, _workers, _labels, _metadata, _hooks, _chat_template, _vllm_args, _resource_ceilings)
+CREATE_RULES = (_required, _hardware_all_or_none, _required_labels)
+
+
+def problems(p, rules):
+    """Every problem the ``rules`` find in ``p``, in rule order."""
+    return [problem for rule in rules for problem in rule(p)]
+
+
+def _raise(found):
+    if found:
+        raise SpecError("; ".join(found), problems=found)
+
+
+def validate_input(p):
+    """Raise SpecError for the rules that need nothing but the input (run before any request)."""
+    _raise(problems(p, INPUT_RULES))
+
+
+def validate_create(p):
+    """Raise SpecError for the rules of a create (the endpoint does not exist), input rules included."""
+    _raise(problems(p, INPUT_RULES + CREATE_RULES))
+
+
+def validate(p, creating):
+    """Raise SpecError listing every rule ``p`` breaks; ``creating`` adds the rules of a POST (required fields)."""
+    _raise(problems(p, INPUT_RULES + (CREATE_RULES if creating else ())))
+
+
+# ---------------------------------------------------------------------------- ownership
+class OwnershipError(OdpError):
+    """The endpoint of that name belongs to another model-engine user."""
+
+
+def owners_of(record):
+    """Who the record names as its owner: ``spec.created_by`` (the user id), then ``owner`` (the team id,
+    top level, in ``spec`` or, once the cacher wrote them, in ``spec.labels``), without duplicates."""
+    spec = (record or {}).get("spec") or {}
+    labels = spec.get("labels") or {}
+    found = []
+    for value in (spec.get("created_by"), record.get("owner"), spec.get("owner"), labels.get("owner")):
+        if value and value not in found:
+            found.append(value)
+    return found
+
+
+def check_owner(record, user_id, state):
+    """Raise OwnershipError when ``record`` belongs to someone other than ``user_id``.
+
+    model-engine's GET by name is global: it returns another user's public endpoint of the same name, which
+    this user can neither update (404) nor delete (403). A record that names no owner is taken as ours."""
+    owners = owners_of(record)
+    if not owners or user_id in owners:
+        return
+    name = record.get("name")
+    doing = "deleted" if state == "absent" else "created or updated"
+    raise OwnershipError(
+        "Endpoint %s belongs to %s, not to %s: model-engine finds it by name for every user (it is public), but it "
+        "cannot be %s by %s. Run as its owner (-e model_engine_user=%s), or choose another name for your endpoint."
+        % (name, owners[0], user_id, doing, user_id, owners[0]),
+        owner=owners[0], endpoint_id=record.get("id"))
 
 
 def _drop_none(d):
@@ -316,10 +480,7 @@ _BUNDLE_FIELDS = ("model_name", "source", "inference_framework_image_tag", "num_
 _WRITE_ONLY = ("high_priority", "prewarm")
 
 
-def plan_update(p, record):
-    """Compare desired params with the record; raise SpecError for an immutable field that differs."""
-    cur = current_state(record)
-    body, changes = {}, {}
+def _check_immutable(p, cur):
     for field in IMMUTABLE:
         want = p.get(field)
         if field == "endpoint_type" and want is None:
@@ -327,6 +488,9 @@ def plan_update(p, record):
         if want is not None and cur.get(field) is not None and not _same(field, cur[field], want):
             raise SpecError("%s: cannot change on an existing endpoint (it is %r, wanted %r); delete the endpoint "
                             "(state: absent) and create it again" % (field, cur[field], want))
+
+
+def _scalar_changes(p, cur, body, changes):
     for field in SCALAR_FIELDS:
         want = p.get(field)
         if want is None or field in _WRITE_ONLY or field == "nodes_per_worker":
@@ -336,22 +500,31 @@ def plan_update(p, record):
         if not _same(field, cur.get(field), want):
             body[field] = want
             changes[field] = (cur.get(field), want)
-    labels = p.get("labels") or {}
-    differing = {k: v for k, v in labels.items() if cur["labels"].get(k) != v}
-    if differing:
-        body["labels"] = labels  # merged server-side
-        changes["labels"] = ({k: cur["labels"].get(k) for k in differing}, differing)
-    metadata = p.get("metadata") or {}
-    differing = {k: v for k, v in metadata.items() if cur["metadata"].get(k) != v}
-    if differing:
-        body["metadata"] = metadata  # merged server-side
-        changes["metadata"] = ({k: cur["metadata"].get(k) for k in differing}, differing)
-    vllm_args = p.get("vllm_args") or {}
-    differing = {k: v for k, v in vllm_args.items() if cur["vllm_args"].get(k) != v}
+
+
+def _merged_changes(p, cur, field):
+    """(differing keys of the dict option ``field``, the before view) — labels, metadata and vllm_args are merged server-side."""
+    wanted = p.get(field) or {}
+    differing = {k: v for k, v in wanted.items() if cur[field].get(k) != v}
+    return differing, {k: cur[field].get(k) for k in differing}
+
+
+def plan_update(p, record):
+    """Compare desired params with the record; raise SpecError for an immutable field that differs."""
+    cur = current_state(record)
+    _check_immutable(p, cur)
+    body, changes = {}, {}
+    _scalar_changes(p, cur, body, changes)
+    for field in ("labels", "metadata"):
+        differing, before = _merged_changes(p, cur, field)
+        if differing:
+            body[field] = p[field]  # merged server-side
+            changes[field] = (before, differing)
+    differing, before = _merged_changes(p, cur, "vllm_args")
     bundle_rebuild = any(f in body for f in _BUNDLE_FIELDS)
     if differing:
-        body.update(vllm_args)
-        changes["vllm_args"] = ({k: cur["vllm_args"].get(k) for k in differing}, differing)
+        body.update(p["vllm_args"])
+        changes["vllm_args"] = (before, differing)
         bundle_rebuild = True
     if differing or (p.get("force_bundle_recreation") and changes):
         # The API ignores pass-through args unless a new bundle is forced (facts §2.3).

@@ -74,8 +74,7 @@ def create_endpoint(client: ModelEngineClient, body, sleep=None):
             if duplicate and attempts > 1:
                 return None, attempts  # an earlier attempt went through
             if not ambiguous or attempts > client.retries:
-                e.attempts = attempts
-                raise
+                raise e.counted(attempts) from e
             if get_endpoint(client, body["name"]) is not None:
                 return None, attempts  # the failed-looking POST was in fact accepted
             delay = client.backoff(attempts - 1)

@@ -8,11 +8,13 @@ from ansible_collections.odp.model_engine.plugins.module_utils.endpoint_spec imp
     FRAMEWORKS,
     GPU_TYPES,
     HOOKS,
+    check_owner,
     create_body,
     current_state,
     desired_view,
     plan_update,
-    validate,
+    validate_create,
+    validate_input,
 )
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import (
     annotate,
@@ -131,7 +133,7 @@ def _absent(module, client, name, record):
 
 def _create(module, client, name):
     p = module.params
-    validate(p, creating=True)
+    validate_create(p)  # the create-only rules (required fields): no write yet
     body = create_body(p)
     module.result.update(diff={"before": {}, "after": desired_view(p, {})}, request=body)
     if module.check_mode:
@@ -171,15 +173,19 @@ def _update(module, client, name, record):
 
 def run(module):
     """Ensure the endpoint is present as described (or absent). Every error is raised; ModelEngineModule.run
-    turns it into a failure carrying what was already done (``changed`` after a write)."""
+    turns it into a failure carrying what was already done (``changed`` after a write).
+
+    Order: the rules that need only the input, before any request; then one GET; then the owner (the GET by
+    name is global, so the record may be another user's public endpoint) and, for a create, the create-only
+    rules; the write last."""
     p = module.params
     name = p["name"]
     if p["state"] == "present":
-        # Rules that do not need the current state are checked before any call; create-only rules
-        # once we know the endpoint is absent (still before any write).
-        validate(p, creating=False)
+        validate_input(p)
     client = module.model_engine_client()
     record = get_endpoint(client, name)
+    if record is not None:
+        check_owner(record, p["user_id"], p["state"])
     if p["state"] == "absent":
         return _absent(module, client, name, record)
     if record is None:

@@ -313,6 +313,7 @@ class Listing(object):
         if not self.p.get("path"):
             self.pod = self.target.resolve_pod()
         answer = self.target.inspect({})  # names, sizes and times only
+        _check_root(self.target, answer)
         files = answer["files"] if answer["exists"] else {}
         result = compare(self.expected, files, self.index)
         result["model_dir_exists"] = answer["exists"]
@@ -331,6 +332,15 @@ class Listing(object):
         if cause == "download_stalled":
             return waiter.failed(result, "Download stalled in %s: %s" % (self.target.describe(), summary), result=result, reason="stalled")
         return waiter.keep_waiting(result, summary, result=result)
+
+
+def _check_root(target, answer):
+    """A local path that does not exist, or a folder that cannot be read, is said so, rather than every file being
+    listed as missing. (A pod's model folder that does not exist yet is a download that has not started.)"""
+    problem = answer.get("problem")
+    if not problem or (problem == "does not exist" and not target.p.get("path")):
+        return
+    raise VerifyError("%s %s" % (target.describe(), problem), checked=target.describe(), model_dir_exists=answer["exists"])
 
 
 def _pod_observation(pod):
@@ -368,10 +378,12 @@ def _record(module, target, result):
 def run(module):
     p = module.params
     module.require("boto3")
+    target = Target(module)
+    if p.get("path"):
+        _check_root(target, target.inspect({}))  # a local fact: before the first S3 request
     client, bucket, prefix, expected, index = _checkpoint(p)
     deep = p["mode"] == "deep"
     part_sizes = fetch_part_sizes(client, bucket, prefix, expected) if deep and p["check_etag"] else {}
-    target = Target(module)
     listing = Listing(module, target, expected, index)
     w = waiter.Waiter(p.get("wait_timeout") or 3600, sleep=p["wait_sleep"], initial_sleep=min(1.0, p["wait_sleep"]),
                       progress=lambda elapsed, message: module.log("s3_sync_verify %s: %s" % (target.describe(), message)))

@@ -22,6 +22,8 @@ Answer (JSON, one object on stdout)::
 
     {"root": "/abs/path",          # root made absolute, as the agent saw it
      "exists": bool,               # root is a directory
+     "problem": str,               # only when root cannot be listed: "does not exist", "is not a directory"
+                                   # or "is not readable: permission denied"
      "now": 1767225600.25,         # the agent's own clock (time.time(), float seconds) right after the
                                    # listing: compare mtimes with this, not with the controller's clock
      "files": {"<relative posix name>": {
@@ -393,10 +395,24 @@ def fill_entry(entry, got, want, failed):
     return False
 
 
+def root_problem(root):
+    """Why ``root`` cannot be listed ("does not exist", "is not a directory", "is not readable: permission denied"),
+    or None; a walk would silently list nothing."""
+    if not os.path.isdir(root):
+        return "is not a directory" if os.path.exists(root) else "does not exist"
+    try:
+        os.listdir(root)
+    except OSError as e:
+        return "is not readable: %s" % (e.strerror or e).lower()
+    return None
+
+
 def inspect(request):
     root = request.get("root") or "."
     answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "now": time.time(), "files": {}, "errors": []}
-    if not answer["exists"]:
+    problem = root_problem(root)
+    if problem:
+        answer["problem"] = problem
         return answer
     listing = list_files(root)
     answer["now"] = time.time()  # after the stats: no listed mtime is later than "now"

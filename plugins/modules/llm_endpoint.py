@@ -12,8 +12,13 @@ description:
   - Ensures an LLM endpoint (C(/v1/llm/model-endpoints)) exists as described, or is absent. The
     endpoint name is the natural key; the module reads the endpoint first, creates it only when it
     is absent, and otherwise sends a C(PUT) with only the fields that differ.
-  - Every rule the gateway enforces (and the traps it does not) is checked before any HTTP call,
-    with a message naming the field and the rule, see the notes.
+  - Every rule the gateway enforces (and the traps it does not) is checked before it is sent, with a message
+    naming the field and the rule, see the notes. The rules that need only the input run before any HTTP call;
+    the rules of a create (required fields) run once the read by name found no endpoint, before any write.
+  - The gateway finds an endpoint by name for every user (another user's public endpoint of the same name
+    included), so the module compares the endpoint's owner (C(spec.created_by), C(owner)) with O(user_id) before
+    it updates or deletes anything, and fails for another owner's endpoint, naming the owner and what to do
+    (run as that user, or choose another name), instead of reporting it unchanged or failing with a bare 404 or 403.
   - With O(wait=true) it follows the endpoint until it serves, judged by the collection's one judge (the
     rules of C(docs/verdicts.md)) on the gateway record, the Deployment and its ReplicaSets, the pods, their
     events and logs, and the bytes in the model folder. Serving means status C(READY), the rollout finished and
@@ -78,7 +83,8 @@ options:
     choices: [awq, bitsandbytes]
   cpus:
     description:
-      - CPU request of the C(main) container, a Kubernetes quantity (V(4), V(500m)). The six hardware
+      - CPU request of the C(main) container, a Kubernetes quantity (V(4), V(500m)), between C(1m) and 256 cores
+        (a bare V(4000) is refused as 4000 cores, write V(4000m)). The six hardware
         options O(cpus), O(gpus), O(memory), O(storage), O(gpu_type) and O(nodes_per_worker) are set
         all together or not at all (then the gateway infers them).
     type: raw
@@ -86,12 +92,15 @@ options:
     description: GPUs per worker, at least 1.
     type: int
   memory:
-    description: Memory of the C(main) container, a Kubernetes quantity (V(16Gi)).
+    description:
+      - Memory of the C(main) container, a Kubernetes quantity with a unit (V(16Gi)), at least C(1Mi). A bare
+        number is refused, as Kubernetes reads V(16) as 16 bytes.
     type: raw
   storage:
     description:
-      - Ephemeral storage request and limit of the C(main) container (V(50Gi)). The model is
-        downloaded there, so it must hold the checkpoint; too much for the node evicts the pod.
+      - Ephemeral storage request and limit of the C(main) container, with a unit (V(50Gi)), at least C(1Mi); a
+        bare number is refused. The model is downloaded there, so it must hold the checkpoint; too much for the
+        node evicts the pod.
     type: raw
   gpu_type:
     description:
@@ -192,15 +201,25 @@ attributes:
       - Idempotent for every option the API reports back. O(high_priority) and O(prewarm) are sent on
         create only, and an O(inference_framework_image_tag) of V(latest) is never compared.
 notes:
-  - "Checked before any HTTP call: O(endpoint_type) must be V(streaming) for vLLM; the six hardware
-    options all or none; O(num_shards) equals O(gpus); labels C(team) and C(product) present, reserved
-    labels absent, label values valid; O(checkpoint_path) an C(s3://) URL and not a C(.tar); quantities
-    valid and positive; GPU type accepted; worker counts in range; O(vllm_args) keys known; resource
-    ceilings per GPU type."
+  - "Checked before any HTTP call (O(state=present)): the name a valid label value; O(endpoint_type) V(streaming)
+    for vLLM; quantities valid and plausible (O(memory) and O(storage) with a unit and at least C(1Mi), O(cpus)
+    between C(1m) and 256); at least one GPU; GPU type accepted; O(num_shards) equals O(gpus); quantization
+    allowed for the framework; O(checkpoint_path) an C(s3://) URL and not a C(.tar); worker counts in range;
+    reserved labels absent, label values valid; reserved metadata absent; hooks known; chat template size;
+    O(vllm_args) keys known (with the closest known key) and typed; resource ceilings per GPU type. An unknown
+    option is refused by Ansible itself; the role C(odp.model_engine.llm_endpoint) refuses unknown definition keys
+    with M(odp.model_engine.endpoint_spec_check) before it calls this module."
+  - "Checked after the read by name, before any write: the owner of an existing endpoint (for V(present) and
+    V(absent)); for a create, the required fields (O(model_name), O(checkpoint_path), O(labels) with C(team) and
+    C(product), the worker counts) and the six hardware options all or none."
   - Fields that cannot change (O(inference_framework), O(endpoint_type), O(nodes_per_worker)) fail with a
     message to delete and recreate the endpoint.
   - A create that fails ambiguously (timeout, connection error, 429, 502, 503, 504) is never re-posted
-    blindly; the endpoint is looked up by name first, so retries cannot create a duplicate.
+    blindly; the endpoint is looked up by name first, so retries cannot create a duplicate. When it gives up,
+    the message and C(api_error.attempts) count every POST it made.
+  - An endpoint of another user that is not public cannot be seen by this user, and the gateway keeps names
+    unique per owner only; creating one with the same name then makes the gateway's read by name fail (HTTP 500)
+    for both users. Keep endpoint names unique across users.
 """
 
 EXAMPLES = r"""
@@ -318,6 +337,11 @@ baseline:
   returned: when updated
   type: dict
   sample: {generation: 3}
+owner:
+  description: The owner of an endpoint of that name that belongs to another user (the module then fails, changing nothing).
+  returned: when refused for another owner
+  type: str
+  sample: someone-else
 failure:
   description: Why a wait failed, the cause of the verdict (for example V(unschedulable_gpu), V(update_failed)) or V(timeout).
   returned: when a wait failed

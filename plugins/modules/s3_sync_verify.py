@@ -32,7 +32,11 @@ options:
     type: str
     required: true
   path:
-    description: Local directory holding the downloaded files (on the host the module runs on).
+    description:
+      - Local directory holding the downloaded files (on the host the module runs on).
+      - A path that does not exist fails at once, before any S3 request, with C(path PATH does not exist); one that
+        cannot be read fails with C(path PATH is not readable) and the reason (C(permission denied)), whatever
+        O(fail_on_problems) says, rather than every file being reported missing.
     type: path
   pod:
     description: Name of the pod whose container holds the files.
@@ -133,6 +137,8 @@ attributes:
       - The pod annotation is only written when the verdict changed.
 notes:
   - The container needs a Python 3 interpreter (vLLM images have one) for pod checks.
+  - In a pod, a model folder that does not exist yet is a download that has not started (every file missing); one
+    the container cannot read fails with the folder named and C(is not readable).
 """
 
 EXAMPLES = r"""

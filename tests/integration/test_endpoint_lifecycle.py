@@ -123,7 +123,7 @@ def test_status_playbook_lists_endpoints(playbook, gateway):
     assert playbook("create_endpoint.yml", extra=dict(FAST, endpoint=body(name="status-ep"))).rc == 0
     run = playbook("endpoint_status.yml")
     assert run.rc == 0, run
-    assert "status-ep: READY, 1 worker(s) available, serving" in run.stdout
+    assert "status-ep (owner test-user-id): READY, 1 worker(s) available, serving" in run.stdout
     assert "model-engine: registry.odp.om/odp-development/oman-national-llm/model-engine:onprem20" in run.stdout
     assert json.dumps("status-ep") in json.dumps(endpoint_names(gateway))
 

@@ -8,11 +8,16 @@ from tests.integration.test_deploy import control_plane, lkg  # noqa: F401 - fix
 
 def test_site_rolls_forward_reconciles_and_reports_drift(playbook, gateway, odp_twin, control_plane):  # noqa: F811
     create_endpoint(gateway, "undeclared-ep")
+    # another user's public endpoint: listed to us, never ours to reconcile or delete (issue 13)
+    odp_twin.faults.add("builder_stalled", "their-ep")  # never built: the node's two GPUs stay for ours
+    create_endpoint(gateway.as_user("someone-else"), "their-ep", wait=False)
     run = playbook("site.yml", extra={"llm_endpoint_progress_interval": 1})
     assert run.rc == 0, run
     assert lkg(odp_twin)["model_engine_tag"] == "onprem20"
     assert gateway.get("/v1/llm/model-endpoints/test-endpoint-v1").json()["status"] == "READY"
-    assert "1 endpoint(s) exist but are not declared in the inventory: undeclared-ep" in " ".join(run.stdout.split())
+    text = " ".join(run.stdout.split())
+    assert "1 endpoint(s) exist but are not declared in the inventory: undeclared-ep" in text
+    assert "1 endpoint(s) of other owners are visible and left alone: their-ep (owner someone-else)" in text
     assert "undeclared-ep" in endpoint_names(gateway)  # reported, not deleted
 
     again = playbook("site.yml", extra={"llm_endpoint_progress_interval": 1})
@@ -20,4 +25,5 @@ def test_site_rolls_forward_reconciles_and_reports_drift(playbook, gateway, odp_
 
     prune = playbook("site.yml", extra={"llm_endpoint_progress_interval": 1, "site_delete_undeclared": True})
     assert prune.rc == 0 and prune.changed == 1, prune
-    assert endpoint_names(gateway) == ["test-endpoint-v1"]
+    assert sorted(endpoint_names(gateway)) == ["test-endpoint-v1", "their-ep"]
+    assert [r["owner"] for r in odp_twin.engine.records.values() if r["name"] == "their-ep"] == ["someone-else"]

@@ -104,6 +104,9 @@ class ApiServer:
         self.app = web.Application(middlewares=[self.middleware], client_max_size=256 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
         self.request_log: list[tuple[str, str, int]] = []
+        # Requests of clients other than the twin itself (whose Kubernetes client sends the header X-Odp-Twin),
+        # uncapped: (unix time, method, path and query, status). Tests count what a run sent.
+        self.client_request_log: list[tuple[float, str, str, int]] = []
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
@@ -121,6 +124,8 @@ class ApiServer:
         status = getattr(resp, "status", 0)
         if len(self.request_log) < 5000:
             self.request_log.append((request.method, request.path_qs, status))
+        if "X-Odp-Twin" not in request.headers:
+            self.client_request_log.append((time.time(), request.method, request.path_qs, status))
         return resp
 
     # -- dispatch ------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 
 import aiohttp
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from . import dtos
 from .bundle import InvalidRequest, InvalidValue
+from .kube import TWIN_HEADER
 from .service import (
     BillingTagsMalformed,
     DockerImageNotFound,
@@ -67,7 +69,10 @@ class ModelEngineAPI:
         self.control_plane = control_plane   # has .gateway_ready() -> (bool, reason)
         self.proxy = proxy                   # async (rec, path, body, stream) -> web.StreamResponse
         self.in_flight = 0
-        self.app = web.Application(middlewares=[self.middleware], client_max_size=64 * 1024 * 1024)
+        # Every request a client made (not the /_twin/ admin routes): (unix time, method, path and query, status,
+        # user). Tests take len() before a run and read what came after (Twin.client_requests).
+        self.request_log: list[tuple[float, str, str, int, str | None]] = []
+        self.app = web.Application(middlewares=[self.log_requests, self.middleware], client_max_size=64 * 1024 * 1024)
         r = self.app.router
         r.add_get("/healthz", self.health)
         r.add_get("/healthcheck", self.health)
@@ -88,6 +93,21 @@ class ModelEngineAPI:
         r.add_delete("/_twin/faults", self.faults_clear)
 
     # ---- middleware ----------------------------------------------------------------------------------------
+    @web.middleware
+    async def log_requests(self, request: web.Request, handler):
+        if request.path.startswith("/_twin/"):
+            return await handler(request)
+        status = 500
+        try:
+            resp = await handler(request)
+            status = getattr(resp, "status", 200)
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self.request_log.append((time.time(), request.method, request.path_qs, status, user_of(request)))
+
     @web.middleware
     async def middleware(self, request: web.Request, handler):
         path = request.path
@@ -338,7 +358,7 @@ async def k8s_service_proxy(kube, namespace: str, session_factory):
         request_id = str(uuid.uuid4())
         session: aiohttp.ClientSession = session_factory()
         try:
-            upstream = await session.post(url, json=body, headers=kube.auth_headers(),
+            upstream = await session.post(url, json=body, headers=dict(kube.auth_headers(), **{TWIN_HEADER: "gateway"}),
                                           timeout=aiohttp.ClientTimeout(total=300))
         except aiohttp.ClientError:
             return detail(500, f"Upstream service error for request_id {request_id}.")

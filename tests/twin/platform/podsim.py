@@ -319,7 +319,8 @@ class EndpointPodRuntime(PodRuntime):
                             aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or "missing",
                             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
                                           request_checksum_calculation="when_required",
-                                          response_checksum_validation="when_required"))
+                                          response_checksum_validation="when_required",
+                                          user_agent_extra="odp-twin/pod"))   # not a client's request (S3Server.client_requests)
 
     async def download(self, handle, cmd, env: dict, root: Path, endpoint: str, storage_limit) -> None:
         tool = cmd.tool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+TWIN_USER_AGENT = "odp-twin/platform"
 DEFAULT_ACCESS_KEY = "twin-access-key"
 DEFAULT_SECRET_KEY = "twin-secret-key"
 REGION = "us-east-1"
@@ -77,6 +79,9 @@ class S3Server:
         log = open(self.state_dir / f"s3-{self.kind}.log", "ab")
         env = dict(os.environ)
         if self.kind == "moto":
+            # moto's request recorder (off until start_recording) counts the clients' requests
+            env["MOTO_RECORDER_FILEPATH"] = str(self.recording_path)
+            env.pop("MOTO_ENABLE_RECORDING", None)
             self.port = free_port()
             cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         else:
@@ -112,7 +117,13 @@ class S3Server:
         self.stop()
         raise RuntimeError(f"S3 server ({self.kind}) did not answer within {timeout}s")
 
+    @property
+    def recording_path(self) -> Path:
+        return self.state_dir / "moto-recording.jsonl"
+
     def client(self, access_key: str | None = None, secret_key: str | None = None):
+        """A boto3 client of the twin itself (seed, the gateway's checkpoint reads): its User-Agent says so, and
+        client_requests leaves its requests out."""
         import boto3
         from botocore.config import Config
 
@@ -122,7 +133,31 @@ class S3Server:
             aws_secret_access_key=secret_key or self.secret_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
                           request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required"))
+                          response_checksum_validation="when_required", user_agent_extra=TWIN_USER_AGENT))
+
+    def start_recording(self) -> bool:
+        """Record every request from now on (moto only; the seed's uploads stay out). False for SeaweedFS."""
+        if self.kind != "moto":
+            return False
+        self.recording_path.write_text("")
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/recorder/start-recording", data=b"", method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+        return True
+
+    def client_requests(self) -> list[tuple[str, str]] | None:
+        """(method, URL) of every recorded request not made by the twin itself, oldest first; None when not recording."""
+        if self.kind != "moto" or not self.recording_path.exists():
+            return None
+        out = []
+        for line in self.recording_path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            agent = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}.get("user-agent", "")
+            if "odp-twin" not in agent:
+                out.append((entry.get("method"), entry.get("url")))
+        return out
 
     def stop(self) -> None:
         if not self.proc:

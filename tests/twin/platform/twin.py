@@ -82,6 +82,7 @@ class Twin:
         self.engine: ModelEngine | None = None
         self.builder: EndpointBuilder | None = None
         self.api_runner: web.AppRunner | None = None
+        self.api: ModelEngineAPI | None = None
         self.api_url: str | None = None   # the gateway API; also behind the model-engine Service (port 80 -> 5000)
         self.manifest: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,6 +91,14 @@ class Twin:
         self._cp_task: asyncio.Task | None = None
         self._gateway = (False, "model-engine gateway has no available replica")
         self._builder_ready = False
+
+    # ---- what clients sent --------------------------------------------------------------------------------------
+    def client_requests(self) -> dict:
+        """Every request a client (not the twin itself) sent so far, per service, oldest first: ``gateway`` (time,
+        method, path, status, user), ``kubernetes`` (time, method, path, status), ``s3`` (method, URL; None with
+        SeaweedFS). A test keeps the lengths before a run and reads what the run added."""
+        return {"gateway": list(self.api.request_log), "kubernetes": list(self.emulator.api.client_request_log),
+                "s3": self.s3.client_requests()}
 
     # ---- control plane readiness -----------------------------------------------------------------------------
     def gateway_ready(self):
@@ -136,6 +145,7 @@ class Twin:
         await asyncio.to_thread(self.s3.start)
         self.config.s3_endpoint_url = self.s3.endpoint_url
         self.manifest = await asyncio.to_thread(seed, self.s3.client(), self.options.bucket, self.options.seed)
+        await asyncio.to_thread(self.s3.start_recording)   # after the seed: client_requests counts clients only
         (self.state_dir / "s3-manifest.json").write_text(json.dumps(self.manifest, indent=1, sort_keys=True))
         self.registry_server = RegistryServer(self.state_dir / "registry", auth=self.options.registry_auth)
         await asyncio.to_thread(self.registry_server.start)
@@ -158,7 +168,7 @@ class Twin:
         self.engine = ModelEngine(config=self.config, kube=self.kube, s3_factory=self.s3.client,
                                   registry=self.registry, faults=self.faults, build_queue=queue)
         proxy = await k8s_service_proxy(self.kube, self.config.endpoint_namespace, lambda: self._session)
-        api = ModelEngineAPI(self.engine, self.faults, self, proxy)
+        api = self.api = ModelEngineAPI(self.engine, self.faults, self, proxy)
         self.api_runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self.api_runner.setup()
         site = web.TCPSite(self.api_runner, "127.0.0.1", self.options.api_port)

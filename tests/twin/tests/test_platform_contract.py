@@ -399,6 +399,21 @@ def test_update_without_infra_state_is_500(me, runbook_body, odp_twin):
     assert_internal_error(me.put(f"{CREATE}/{body['name']}", {"min_workers": 1}))
 
 
+def test_a_second_user_sees_a_public_endpoint_by_name_but_cannot_change_it(me, runbook_body):
+    """Facts §1, §2.4, §2.5: GET by name is global for public endpoints and names the owner in spec.created_by;
+    the update use case answers 404 and the delete 403 to anyone but the owner."""
+    body = unique(runbook_body)
+    owner = me.as_user("someone-else")
+    assert owner.create(body).status == 200
+    seen = me.get(f"{CREATE}/{body['name']}")
+    assert seen.status == 200 and seen.json()["spec"]["created_by"] == "someone-else"
+    listed = [e for e in me.get(CREATE).json()["model_endpoints"] if e["name"] == body["name"]]
+    assert [e["spec"]["created_by"] for e in listed] == ["someone-else"]
+    assert_detail(me.put(f"{CREATE}/{body['name']}", {"max_workers": 2}), 404, "The specified LLM endpoint could not be found.")
+    assert_detail(me.delete(f"{CREATE}/{body['name']}"), 403, "You don't have permission to delete the requested model endpoint.")
+    assert owner.get(f"{CREATE}/{body['name']}").status == 200  # still there
+
+
 # ---- delete and generic routes -------------------------------------------------------------------------------
 def test_delete_rules(me, runbook_body, odp_twin):
     assert_detail(me.delete(f"{CREATE}/nope"), 404, "The requested model endpoint could not be found.")

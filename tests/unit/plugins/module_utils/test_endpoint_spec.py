@@ -7,11 +7,19 @@ import copy
 import pytest
 
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoint_spec import (
+    CREATE_RULES,
+    INPUT_RULES,
+    OwnershipError,
     SpecError,
+    check_owner,
     create_body,
     current_state,
+    owners_of,
     plan_update,
+    quantity_problem,
     validate,
+    validate_create,
+    validate_input,
 )
 
 RUNBOOK = {
@@ -103,6 +111,18 @@ BAD = [
     (dict(storage="700Gi"), "storage: 700Gi plus the http-forwarder's share exceeds"),
     (dict(memory="249Gi"), "memory: 249Gi plus the http-forwarder's share exceeds"),
     (dict(inference_framework="deepspeed", nodes_per_worker=2), "nodes_per_worker: more than 1"),
+    # issue 13: quantities that parse but make no sense for an LLM endpoint
+    (dict(memory=16), "memory: 16 is a bare number, which Kubernetes reads as 16 bytes; write the unit, e.g. 16Gi"),
+    (dict(memory="16"), "memory: '16' is a bare number, which Kubernetes reads as 16 bytes; write the unit, e.g. 16Gi"),
+    (dict(storage=53687091200), "storage: 53687091200 is a bare number, which Kubernetes reads as 53687091200 bytes; write the unit, e.g. 50Gi"),
+    (dict(storage="5e10"), "storage: '5e10' is a bare number"),
+    (dict(memory="512Ki"), "memory: '512Ki' is 524288 bytes, below 1Mi: far too little for an LLM endpoint; write it like 16Gi"),
+    (dict(storage="16000m"), "storage: '16000m' is 16 bytes, below 1Mi"),
+    (dict(cpus="0.0001"), "cpus: '0.0001' is below 1m, the smallest CPU quantity Kubernetes accepts"),
+    (dict(cpus=4000), "cpus: 4000 reads as 4000 cores, more than any node offers to one worker (at most 256); for millicores write the m"),
+    (dict(cpus="4Gi"), "cpus: '4Gi' reads as 4294967296 cores"),
+    (dict(gpu_type="nvidia-tesla-t5"), "gpu_type: must be one of nvidia-tesla-t4, nvidia-ampere-a10"),
+    (dict(vllm_args={"max_model_length": 4096}), "(did you mean max_model_len?)"),
 ]
 
 
@@ -122,6 +142,47 @@ def test_all_problems_are_reported_together():
 
 def test_update_rules_do_not_require_create_fields():
     validate({"name": "e", "max_workers": 2}, creating=False)
+
+
+@pytest.mark.parametrize("overrides", [dict(model_name=...), dict(labels={"team": "t"}), dict(gpu_type=...)])
+def test_create_only_rules_are_not_input_rules(overrides):
+    """What needs to know that the endpoint is new (one GET) is not checked before the lookup."""
+    validate_input(params(**overrides))
+    with pytest.raises(SpecError):
+        validate_create(params(**overrides))
+
+
+def test_every_rule_is_small_and_named_in_the_tables():
+    for rule in INPUT_RULES + CREATE_RULES:
+        assert rule(params()) == [], rule.__name__
+
+
+@pytest.mark.parametrize("value", ["16Gi", "16G", "1Mi", "2000Gi", "1.5Ti", "50Gi"])
+def test_plausible_byte_quantities(value):
+    assert quantity_problem("memory", value) is None
+
+
+@pytest.mark.parametrize("value", [4, "4", "500m", 0.5, "1m", 256])
+def test_plausible_cpus(value):
+    assert quantity_problem("cpus", value) is None
+
+
+def test_owner_of_a_record():
+    record = {"name": "e", "spec": {"created_by": "alice", "labels": {"owner": "alice", "team": "t"}}}
+    assert owners_of(record) == ["alice"]
+    check_owner(record, "alice", "present")
+    with pytest.raises(OwnershipError) as err:
+        check_owner(record, "bob", "present")
+    text = str(err.value)
+    assert "Endpoint e belongs to alice, not to bob" in text and "-e model_engine_user=alice" in text and "another name" in text
+    assert err.value.result["owner"] == "alice"
+    with pytest.raises(OwnershipError) as err:
+        check_owner(record, "bob", "absent")
+    assert "cannot be deleted by bob" in str(err.value)
+
+
+def test_a_record_without_owner_fields_is_taken_as_ours():
+    check_owner(RECORD, "anyone", "present")
 
 
 RECORD = {

@@ -62,3 +62,5 @@ def test_gives_up_after_retries(gateway):
     with pytest.raises(ModelEngineError) as err:
         create_endpoint(client_for(gateway, retries=2), BODY)
     assert len(gateway.calls("POST")) == 3 and err.value.attempts == 3
+    # the message counts the create's attempts, not the last single POST's
+    assert str(err.value) == "POST /v1/llm/model-endpoints returned HTTP 503 after 3 attempt(s): busy"

@@ -103,7 +103,7 @@ def test_preflight_module_against_a_real_s3_server(localhost, s3_server, s3_buck
     client, bucket = s3_bucket
     client.put_object(Bucket=bucket, Key="m/config.json", Body=json.dumps({"architectures": ["Qwen3ForCausalLM"]}))
     client.put_object(Bucket=bucket, Key="m/model.safetensors", Body=b"\0" * 64)
-    args = dict(checkpoint_path="s3://%s/m" % bucket, s3_endpoint_url=s3_server, s3_access_key="test",
+    args = dict(checkpoint_path="s3://%s/m" % bucket, s3_endpoint_url=s3_server, s3_access_key="AKIAUNITTESTKEY",
                 s3_secret_key="test-secret-value", checks=["checkpoint", "image_tag"],
                 inference_framework_image_tag="vllm-onprem", allowed_image_tags=["vllm-onprem"])
     res = getattr(localhost, "odp.model_engine.endpoint_preflight")(**args)["localhost"]

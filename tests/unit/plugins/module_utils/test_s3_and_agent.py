@@ -121,7 +121,21 @@ def test_agent_runs_as_python_dash_c_like_in_a_pod(tmp_path):
 def test_agent_reports_missing_root(tmp_path):
     answer = verify_agent.inspect({"root": str(tmp_path / "model_files")})
     assert isinstance(answer.pop("now"), float)
-    assert answer == {"root": str(tmp_path / "model_files"), "exists": False, "files": {}, "errors": []}
+    assert answer == {"root": str(tmp_path / "model_files"), "exists": False, "problem": "does not exist", "files": {}, "errors": []}
+
+
+def test_agent_reports_an_unreadable_root_instead_of_an_empty_listing(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    real = verify_agent.os.listdir
+
+    def denied(path):
+        if str(path) == str(tmp_path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(verify_agent.os, "listdir", denied)  # tests run as root, for whom chmod 000 changes nothing
+    answer = verify_agent.inspect({"root": str(tmp_path)})
+    assert answer["exists"] is True and answer["problem"] == "is not readable: permission denied" and answer["files"] == {}
 
 
 def test_listing_gives_each_file_its_mtime_and_the_agent_clock(tmp_path):

@@ -187,7 +187,7 @@ def checkpoint(s3_bucket, tmp_path):
 
 def verify(localhost, s3_server, bucket, path, **kw):
     args = dict(checkpoint_path="s3://%s/ckpt/" % bucket, path=str(path), s3_endpoint_url=s3_server,
-                s3_access_key="test", s3_secret_key="s3-secret-never-shown")
+                s3_access_key="AKIAUNITTESTKEY", s3_secret_key="s3-secret-never-shown")
     args.update(kw)
     return getattr(localhost, "odp.model_engine.s3_sync_verify")(**args)["localhost"]
 
@@ -233,3 +233,34 @@ def test_module_wait_fails_fast_on_stall(localhost, s3_server, checkpoint):
     assert res["failed"] is True and res["failure"] == "stalled"
     assert "Download stalled in path" in res["msg"] and "no new bytes for" in res["msg"]
     assert res["progress"]
+
+
+def test_module_names_a_path_that_does_not_exist(localhost, s3_server, checkpoint):
+    bucket, dst = checkpoint
+    res = verify(localhost, s3_server, bucket, dst.parent / "no-such-folder", fail_on_problems=False)
+    assert res["failed"] is True
+    assert res["msg"] == "path %s does not exist" % (dst.parent / "no-such-folder")
+    assert "missing" not in json.dumps(dict(res))
+
+
+def test_an_unreadable_folder_is_named_not_listed_as_missing(tmp_path, monkeypatch):
+    from ansible_collections.odp.model_engine.plugins.module_utils import sync_verify, verify_agent
+
+    real = verify_agent.os.listdir
+
+    def denied(path):
+        if str(path) == str(tmp_path):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(verify_agent.os, "listdir", denied)
+
+    class Target(object):
+        p = {"path": str(tmp_path)}
+
+        def describe(self):
+            return "path %s" % tmp_path
+
+    with pytest.raises(sync_verify.VerifyError) as err:
+        sync_verify._check_root(Target(), verify_agent.inspect({"root": str(tmp_path)}))
+    assert str(err.value) == "path %s is not readable: permission denied" % tmp_path
