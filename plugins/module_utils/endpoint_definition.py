@@ -38,7 +38,9 @@ from ansible_collections.odp.model_engine.plugins.module_utils.endpoint_spec imp
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import SpecError
 from ansible_collections.odp.model_engine.plugins.module_utils.llm_endpoint import LLM_ENDPOINT_SPEC
 
-KNOWN_KEYS = tuple(key for key in LLM_ENDPOINT_SPEC if key != "state")
+# The module's options that say what to do, not what the endpoint is.
+BEHAVIOUR_KEYS = ("state", "remove_leftovers")
+KNOWN_KEYS = tuple(key for key in LLM_ENDPOINT_SPEC if key not in BEHAVIOUR_KEYS)
 
 _ASYNC_ONLY = "it applies to async endpoints only, and odp.model_engine manages streaming endpoints"
 # Fields of CreateLLMModelEndpointV1Request (model-engine-facts §2.1) the gateway accepts but this collection does not
@@ -163,7 +165,7 @@ def convert(definition):
         if problem:
             found.append(problem)
     for key, spec in LLM_ENDPOINT_SPEC.items():
-        if key != "state" and "default" in spec:
+        if key not in BEHAVIOUR_KEYS and "default" in spec:
             params.setdefault(key, spec["default"])
     return params, found
 
