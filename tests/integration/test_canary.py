@@ -132,7 +132,7 @@ def test_drift_is_reported_and_rebuilt_one_at_a_time_idempotently(playbook, odp_
 
     run = playbook("rebuild_drifted_endpoints.yml")
     assert run.rc == 0, run
-    assert task_results(run, "Verify that the new pods of drift-a serve with forwarder onprem19") == ["runner_on_ok"]
+    assert task_results(run, "Verify that the new pods serve with the control plane's forwarder tag onprem19") == ["runner_on_ok"]
     assert forwarders(odp_twin, "drift-a") == [REPO_IMG + "onprem19"] * 2
     ep = gateway.get("/v1/llm/model-endpoints/drift-a").json()
     assert ep["status"] == "READY" and ep["spec"]["deployment_state"]["available_workers"] == 1
