@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.odp.model_engine.plugins.module_utils import waiter
+from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import get_endpoint
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError, WaitError
 from ansible_collections.odp.model_engine.plugins.module_utils.follow import Follow, auto_timeout, limits, make_observer
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import SERVING
@@ -176,7 +177,7 @@ def follow_to_depth(module, observer):
                                        result=poll.result)
         return poll
 
-    timeout = p.get("wait_timeout") or auto_timeout(observer, None, lim)
+    timeout = p.get("wait_timeout") or auto_timeout(observer, get_endpoint(observer.gateway, p["name"]), lim)
     w = waiter.Waiter(timeout, sleep=p["wait_sleep"], initial_sleep=min(1.0, p["wait_sleep"]),
                       progress=lambda elapsed, message: module.log("[%5.0fs] %s" % (elapsed, message)))
     try:

@@ -69,6 +69,8 @@ extends_documentation_fragment:
 notes:
   - O(wait) is accepted for symmetry with the other modules; the module always follows the endpoint.
   - Without O(wait_timeout) the deadline comes from the checkpoint's size in S3, as for M(odp.model_engine.llm_endpoint).
+  - The build depth needs the download measurement (the bytes in the model folder, read with C(python3) in the pod and
+    the checkpoint's listing in S3). Without it only C(serving) reaches the build depth.
 """
 
 EXAMPLES = r"""
