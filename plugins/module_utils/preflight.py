@@ -51,6 +51,31 @@ def check_image_tag(tag, allowed):
     return []
 
 
+def check_registry_image(module, problems):
+    """The vLLM image ``registry_image:inference_framework_image_tag`` exists in its registry; facts of the answer.
+
+    A missing image is a problem; a registry that cannot answer raises (unknown is not missing). ``latest`` is
+    resolved by the gateway at request time, so it is not asked about."""
+    from ansible_collections.odp.model_engine.plugins.module_utils import registry
+
+    p = module.params
+    tag = p.get("inference_framework_image_tag")
+    if not p.get("registry_image") or not tag:
+        return None
+    if tag == "latest":
+        return {"image": "%s:latest" % p["registry_image"], "skipped": "latest is resolved by the gateway from its ConfigMap"}
+    if p.get("registry_pull_secret"):
+        module.require("kubernetes")
+    params = dict(p, images=["%s:%s" % (p["registry_image"], tag)], registry_url=p.get("registry_url"), username=p.get("registry_username"),
+                  password=p.get("registry_password"), pull_secret=p.get("registry_pull_secret"), namespace=p["registry_namespace"],
+                  validate_certs=p["registry_validate_certs"], ca_path=p.get("registry_ca_path"), timeout=p["registry_timeout"])
+    answer = registry.image_info(params, module.no_log_values)["images"][0]
+    if not answer["exists"]:
+        problems.append("inference_framework_image_tag %r: %s is not in the registry (%s at %s); push it or use a tag the registry "
+                        "has" % (tag, answer["image"], answer["message"], answer["registry"]))
+    return {k: answer.get(k) for k in ("image", "exists", "digest", "message", "registry")}
+
+
 def _storage_problems(want, nodes, storage_bytes, problems, facts):
     storage, gpu_type = want.get("storage"), want.get("gpu_type")
     limit = (want.get("policy") or {}).get(gpu_type) if gpu_type else None
@@ -151,6 +176,8 @@ def run(module):
             result.pop("checkpoint")
     if "image_tag" in checks:
         problems.extend(check_image_tag(p.get("inference_framework_image_tag"), p["allowed_image_tags"]))
+    if "registry" in checks and p.get("registry_image"):
+        result["registry"] = check_registry_image(module, problems)
     if checks & {"storage", "capacity"}:
         module.require("kubernetes")
         capacity = Kube(p).capacity()

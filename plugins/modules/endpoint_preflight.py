@@ -17,6 +17,7 @@ description:
     the largest allocatable ephemeral storage of the matching GPU nodes, and holds the checkpoint.
   - A schedulable node labelled with the GPU type has O(gpus) free GPUs and the storage free.
   - The vLLM image tag is one of O(allowed_image_tags).
+  - With O(registry_image), the vLLM image of that tag exists in its registry.
   - Every problem found is reported, each with what to change.
 author:
   - ODP platform team (@odp-platform)
@@ -57,12 +58,48 @@ options:
     description: Require a node with O(gpus) free GPUs now (not only a node of that type).
     type: bool
     default: true
+  registry_image:
+    description:
+      - The vLLM image repository with its registry host, for example
+        V(registry.odp.om/odp-development/oman-national-llm/vllm). When set, the V(registry) check asks the registry
+        (C(HEAD /v2/<repository>/manifests/<tag>), as M(odp.model_engine.registry_image_info) does) whether
+        C(<registry_image>:<inference_framework_image_tag>) exists. Not set, the check is off.
+      - A tag V(latest) is not asked about (the gateway resolves it from its ConfigMap at request time).
+    type: str
+  registry_url:
+    description: Ask this registry (C(http://) or C(https://) base URL) instead of C(https://<host of the image>).
+    type: str
+  registry_username:
+    description: User name for the registry or its token service. Use it with O(registry_password).
+    type: str
+  registry_password:
+    description: Password or token of O(registry_username).
+    type: str
+  registry_pull_secret:
+    description: A C(kubernetes.io/dockerconfigjson) Secret in O(registry_namespace) to take the registry credentials from.
+    type: str
+  registry_namespace:
+    description: Namespace of O(registry_pull_secret).
+    type: str
+    default: llm-core
+  registry_ca_path:
+    description: PEM file of the CA that signed the registry's certificate.
+    type: path
+  registry_validate_certs:
+    description: Verify the registry's TLS certificate.
+    type: bool
+    default: true
+  registry_timeout:
+    description: Seconds to wait for each registry answer.
+    type: float
+    default: 30
   checks:
-    description: Which checks to run.
+    description:
+      - Which checks to run. V(registry) runs only when O(registry_image) is set.
     type: list
     elements: str
-    choices: [checkpoint, image_tag, storage, capacity]
-    default: [checkpoint, image_tag, storage, capacity]
+    choices: [checkpoint, image_tag, storage, capacity, registry]
+    default: [checkpoint, image_tag, storage, capacity, registry]
   fail_on_problems:
     description: Fail when a check finds a problem. With V(false) the problems are only returned.
     type: bool
@@ -108,6 +145,12 @@ checkpoint:
   returned: when the checkpoint check ran
   type: dict
   sample: {files: 9, model_files: 9, safetensors: 3, bytes: 1048576, architectures: [Qwen3ForCausalLM], index_shards: 3}
+registry:
+  description: The registry's answer for the vLLM image (C(image), C(exists), C(digest), C(message), C(registry)).
+  returned: when the registry check ran
+  type: dict
+  sample: {image: "registry.odp.om/odp-development/oman-national-llm/vllm:vllm-onprem", exists: true, digest: "sha256:5b0b...", message: found,
+           registry: "https://registry.odp.om"}
 capacity:
   description: Facts about the matching GPU nodes.
   returned: when the storage or capacity check ran
@@ -134,11 +177,21 @@ def main():
         allowed_image_tags=dict(type="list", elements="str", default=[]),
         storage_headroom=dict(type="float", default=1.05),
         require_free_gpu=dict(type="bool", default=True),
-        checks=dict(type="list", elements="str", choices=["checkpoint", "image_tag", "storage", "capacity"],
-                    default=["checkpoint", "image_tag", "storage", "capacity"]),
+        registry_image=dict(type="str"),
+        registry_url=dict(type="str"),
+        registry_username=dict(type="str"),
+        registry_password=dict(type="str", no_log=True),
+        registry_pull_secret=dict(type="str", no_log=False),   # the Secret's name, not its content
+        registry_namespace=dict(type="str", default="llm-core"),
+        registry_ca_path=dict(type="path"),
+        registry_validate_certs=dict(type="bool", default=True),
+        registry_timeout=dict(type="float", default=30.0),
+        checks=dict(type="list", elements="str", choices=["checkpoint", "image_tag", "storage", "capacity", "registry"],
+                    default=["checkpoint", "image_tag", "storage", "capacity", "registry"]),
         fail_on_problems=dict(type="bool", default=True),
     )
-    module = ModelEngineModule(argument_spec=spec, supports_check_mode=True)
+    module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, required_together=[("registry_username", "registry_password")],
+                               mutually_exclusive=[("registry_username", "registry_pull_secret")])
     module.run(run)
 
 

@@ -73,7 +73,9 @@ def test_deploy_new_tag_is_verified_recorded_and_idempotent(playbook, odp_twin, 
                                                  ("helm", "onprem99", "ImagePull")])
 def test_failed_rollout_reverts_automatically_and_keeps_the_record(playbook, odp_twin, control_plane, method, tag, signal):
     assert playbook("deploy_model_engine.yml", extra={"model_engine_deploy_method": method}).rc == 0
-    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": tag, "model_engine_deploy_method": method})
+    # onprem99 is not in the registry: with the pre-check off, the rollout itself fails (ImagePull) and is reverted
+    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": tag, "model_engine_deploy_method": method,
+                                                     "model_engine_deploy_registry_check": False})
     assert run.rc != 0
     assert signal in run.stdout and "Reverted to the last-known-good %sonprem20 (verified)" % REPO_IMG in " ".join(run.stdout.split())
     assert images(odp_twin) == pod_images(odp_twin) == [REPO_IMG + "onprem20"]
@@ -113,3 +115,55 @@ def test_helm_upgrade_leaves_the_latest_tag_hook_so_the_role_patches_it(playbook
     assert tag == "0.10.1" and lkg(odp_twin)["vllm_tag"] == "0.10.1"
     assert playbook("revert.yml", extra={"model_engine_revert_tag": "onprem20", "model_engine_revert_vllm_tag": "vllm-onprem"}).rc == 0
     assert kubectl(odp_twin, "get", "cm", "model-engine-inference-framework-latest-config", "-o", "jsonpath={.data.vllm}") == "vllm-onprem"
+
+
+def resource_versions(odp_twin):
+    """resourceVersion of both control-plane Deployments and of the latest-tag ConfigMap (real kubectl)."""
+    out = kubectl(odp_twin, "get", "deploy/model-engine", "deploy/model-engine-endpoint-builder", "cm/model-engine-inference-framework-latest-config",
+                  "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{'\\n'}{end}")
+    versions = dict(line.split("=", 1) for line in out.split())
+    assert len(versions) == 3, out
+    return versions
+
+
+@pytest.mark.parametrize("method", ["image", "helm"])
+def test_a_tag_missing_from_the_registry_is_refused_before_any_change(playbook, odp_twin, control_plane, registry_url, method):
+    assert playbook("deploy_model_engine.yml", extra={"model_engine_deploy_method": method}).rc == 0
+    before, record = resource_versions(odp_twin), lkg(odp_twin)
+    run = playbook("deploy_model_engine.yml", extra={"model_engine_tag": "onprem99", "model_engine_deploy_method": method})
+    text = " ".join(run.stdout.split())
+    assert run.rc != 0
+    assert ("Refusing to deploy %sonprem99 (vLLM vllm-onprem): 1 image(s) not in the registry: %sonprem99 (HTTP 404 MANIFEST_UNKNOWN: "
+            "manifest unknown (Tag=onprem99) at %s)" % (REPO_IMG, REPO_IMG, registry_url)) in text
+    assert "Nothing was changed" in text and "Reverted" not in text and run.recap["changed"] == 0
+    assert resource_versions(odp_twin) == before and lkg(odp_twin) == record
+    assert images(odp_twin) == [REPO_IMG + "onprem20"]
+
+
+def test_a_vllm_tag_missing_from_the_registry_is_refused_and_check_mode_asks_too(playbook, odp_twin, control_plane, registry_url):
+    assert playbook("deploy_model_engine.yml").rc == 0
+    before = resource_versions(odp_twin)
+    vllm = "registry.odp.om/odp-development/oman-national-llm/vllm:0.99.0"
+    for check in (True, False):   # the registry check is read-only, so --check runs it and fails the same way
+        run = playbook("deploy_model_engine.yml", check=check, extra={"model_engine_tag": "onprem19", "vllm_tag": "0.99.0"})
+        assert run.rc != 0 and "%s (HTTP 404 MANIFEST_UNKNOWN: manifest unknown (Tag=0.99.0) at %s)" % (vllm, registry_url) in " ".join(run.stdout.split())
+        assert resource_versions(odp_twin) == before
+
+
+def test_check_mode_reports_the_canary_and_changes_nothing(playbook, odp_twin, control_plane, gateway):
+    assert playbook("deploy_model_engine.yml").rc == 0
+    before, record, endpoints = resource_versions(odp_twin), lkg(odp_twin), set(odp_twin.engine.records)
+    run = playbook("deploy_model_engine.yml", check=True, extra={"model_engine_tag": "onprem19"})
+    text = " ".join(run.stdout.split())
+    assert run.rc == 0, run
+    assert ("Would create canary canary-onprem19 with the onprem19 builder, follow it to depth build, check forwarder onprem19, "
+            "vLLM vllm-onprem, the wait-for-files guard and storage 50Gi, then delete it.") in text
+    assert resource_versions(odp_twin) == before and lkg(odp_twin) == record
+    assert set(odp_twin.engine.records) == endpoints   # no canary was created
+
+
+@pytest.fixture
+def registry_url(twin_vars):
+    import yaml
+
+    return yaml.safe_load(twin_vars.read_text())["model_engine_registry_url"]
