@@ -333,7 +333,7 @@ def run_threads(fn, items, workers):
             except BaseException as e:  # handed to the caller
                 raised.append(e)
 
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, workers))]
+    threads = [threading.Thread(target=loop, daemon=True) for _worker in range(max(1, workers))]
     for t in threads:
         t.start()
     for t in threads:

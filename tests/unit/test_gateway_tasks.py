@@ -77,7 +77,8 @@ def _module_specs():
                     yield path.stem, node.arg, spec
 
 
-NOT_CREDENTIALS = {"pull_secret": "the name of a Kubernetes Secret, not its content"}
+NOT_CREDENTIALS = {"pull_secret": "the name of a Kubernetes Secret, not its content",
+                   "registry_pull_secret": "the name of a Kubernetes Secret, not its content"}
 
 
 def credential_like(option):

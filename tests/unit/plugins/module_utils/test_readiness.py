@@ -49,7 +49,7 @@ def make(expected, rate, wait_sleep=5.0):
 def test_downloading_polls_at_the_eta_and_never_faster_than_needed():
     r, t = make(expected=10_000_000, rate=10_000)   # 1000 s to go at 10 kB/s
     pauses = []
-    for _ in range(3):
+    for _sample in range(3):
         pauses.append(r._download_pause())
         t["now"] += 10
     assert pauses[0] == R.FIRST_RATE_SAMPLE      # one sample: no rate yet, a second one soon

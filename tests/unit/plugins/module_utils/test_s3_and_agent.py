@@ -342,7 +342,7 @@ def test_agent_memory_is_bounded_by_workers_times_the_buffer_whatever_the_file_s
     (tmp_path / "big").mkdir()
     (tmp_path / "tiny").mkdir()
     with open(tmp_path / "big" / "model.safetensors", "wb") as f:
-        for _ in range(64):
+        for _mib in range(64):
             f.write(os.urandom(MIB))
     (tmp_path / "tiny" / "model.safetensors").write_bytes(b"x")
     want = {"model.safetensors": {"md5_part_size": 16 * MIB, "sha256": True}}
