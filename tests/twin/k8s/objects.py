@@ -352,10 +352,25 @@ def validate(rt: ResourceType, obj: dict, old: dict | None = None) -> None:
                 causes.append(("FieldValueInvalid", f"spec.ports[{i}].port", f"Invalid value: {port}: must be between 1 and 65535, inclusive"))
         if not spec.get("ports") and spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None":
             causes.append(("FieldValueRequired", "spec.ports", "Required value"))
+    elif kind == "Lease":
+        causes += _lease_causes(spec if isinstance(spec, dict) else {})
     elif rt.custom:
         causes += custom_resource_causes(rt.kind, obj)
     if causes:
         raise invalid(rt, name, causes)
+
+
+def _lease_causes(spec: dict) -> list[tuple[str, str, str]]:
+    """pkg/apis/coordination/validation ValidateLeaseSpec (strategy values are feature-gated upstream: not checked)."""
+    causes = []
+    duration, transitions = spec.get("leaseDurationSeconds"), spec.get("leaseTransitions")
+    if isinstance(duration, int) and duration <= 0:
+        causes.append(("FieldValueInvalid", "spec.leaseDurationSeconds", f"Invalid value: {duration}: must be greater than 0"))
+    if isinstance(transitions, int) and transitions < 0:
+        causes.append(("FieldValueInvalid", "spec.leaseTransitions", f"Invalid value: {transitions}: must be greater than or equal to 0"))
+    if spec.get("preferredHolder") and not spec.get("strategy"):
+        causes.append(("FieldValueForbidden", "spec.preferredHolder", "Forbidden: may only be specified if `strategy` is defined"))
+    return causes
 
 
 # The parts of the installed CRDs' openAPIV3Schema the twin checks: required fields (only below a present parent, as

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections import Counter
 
 import aiohttp
 from aiohttp import web
@@ -67,6 +68,9 @@ class ModelEngineAPI:
         self.control_plane = control_plane   # has .gateway_ready() -> (bool, reason)
         self.proxy = proxy                   # async (rec, path, body, stream) -> web.StreamResponse
         self.in_flight = 0
+        # (client, method, route) -> requests: client is the first token of the User-Agent (the collection's urllib client
+        # sends "ansible-httpget"), route the matched route's pattern; /_twin/ requests are not counted
+        self.request_counts: Counter = Counter()
         self.app = web.Application(middlewares=[self.middleware], client_max_size=64 * 1024 * 1024)
         r = self.app.router
         r.add_get("/healthz", self.health)
@@ -92,6 +96,9 @@ class ModelEngineAPI:
     async def middleware(self, request: web.Request, handler):
         path = request.path
         if not path.startswith("/_twin/"):
+            route = getattr(request.match_info.route.resource, "canonical", path) if request.match_info.route.resource else path
+            agent = (request.headers.get("User-Agent") or "unknown").split("/", 1)[0].strip() or "unknown"
+            self.request_counts[(agent, request.method, route)] += 1
             fault = self.faults.take_api_error(request.method, path)
             if fault:
                 if fault.get("delay"):

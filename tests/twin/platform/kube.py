@@ -40,6 +40,8 @@ class Kube:
     def __init__(self, kubeconfig: Path):
         self.kubeconfig = Path(kubeconfig)
         self.api_client = kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
+        # marks the twin's own requests, so that the emulator's request_counts can tell them from a client under test
+        self.api_client.set_default_header("X-Odp-Twin-Client", "control-plane")
         self.core = kubernetes.client.CoreV1Api(self.api_client)
         self.apps = kubernetes.client.AppsV1Api(self.api_client)
         self.autoscaling = kubernetes.client.AutoscalingV2Api(self.api_client)
@@ -53,9 +55,10 @@ class Kube:
     def auth_headers(self) -> dict:
         cfg = self.api_client.configuration
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+        headers = {"X-Odp-Twin-Client": "control-plane"}
         if token:
-            return {"Authorization": token if token.lower().startswith("bearer ") else f"Bearer {token}"}
-        return {}
+            headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
+        return headers
 
     def close(self) -> None:
         try:

@@ -82,6 +82,7 @@ class Twin:
         self.engine: ModelEngine | None = None
         self.builder: EndpointBuilder | None = None
         self.api_runner: web.AppRunner | None = None
+        self.gateway_api: ModelEngineAPI | None = None
         self.api_url: str | None = None   # the gateway API; also behind the model-engine Service (port 80 -> 5000)
         self.manifest: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,6 +160,7 @@ class Twin:
                                   registry=self.registry, faults=self.faults, build_queue=queue)
         proxy = await k8s_service_proxy(self.kube, self.config.endpoint_namespace, lambda: self._session)
         api = ModelEngineAPI(self.engine, self.faults, self, proxy)
+        self.gateway_api = api
         self.api_runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self.api_runner.setup()
         site = web.TCPSite(self.api_runner, "127.0.0.1", self.options.api_port)
@@ -318,6 +320,15 @@ class Twin:
                 "token_service": TOKEN_SERVICE if srv.auth == "token" else None,
                 "serves_host": "registry.odp.om", "pull_secret": PULL_SECRET_NAME,
                 "username": PULL_USER, "password": PULL_PASSWORD}
+
+    def request_counts(self) -> dict:
+        """Requests served so far, for counting what a client sent (subtract an earlier snapshot):
+        ``{"gateway": Counter((agent, method, route)), "kubernetes": Counter((client, method))}``. The twin's own
+        Kubernetes requests (builder, pod simulator, control-plane watch) are under client ``"twin"``."""
+        from collections import Counter
+
+        return {"gateway": Counter(self.gateway_api.request_counts if self.gateway_api else {}),
+                "kubernetes": Counter(self.emulator.api.request_counts if self.emulator else {})}
 
     def health_turned_200_at(self, endpoint_name: str) -> float | None:
         """time.time() when the endpoint's simulated vLLM last started answering /health with 200."""
