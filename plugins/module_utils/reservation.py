@@ -255,15 +255,18 @@ def check_fit(want, nodes, in_flight, waiting):
 
 def _no_fit_message(want, nodes, in_flight, waiting):
     names = sorted({d["name"] for d in in_flight})
-    counted = ["the %d endpoint(s) being created (%s: %d GPU)" % (len(names), ", ".join(names), sum(d["gpus"] for d in in_flight))] if names else []
+    counted = ["the pods on the nodes"]
+    if names:
+        counted.append("the %d endpoint(s) being created (%s: %d GPU)" % (len(names), ", ".join(names), sum(d["gpus"] for d in in_flight)))
     if waiting:
         counted.append("%d pod(s) waiting for a node (%d GPU)" % (len(waiting), sum(d["gpus"] for d in waiting)))
+    counted = ", ".join(counted[:-1]) + " and " + counted[-1] if len(counted) > 1 else counted[0]
     detail = ", ".join("%s: %d of %d GPU free now, %s ephemeral free" % (n["name"], n["gpu_free"], n["gpu_allocatable"],
                                                                         format_bytes(n["ephemeral_free"])) for n in nodes)
     return ("no free GPU for %s: no %s node can take %d pod(s) of %d nvidia.com/gpu and %s ephemeral storage after counting %s (%s); "
             "free a GPU (delete an idle endpoint) or create it again once those serve"
             % (want["name"], want["gpu_type"], want["pods"], want["gpus"], format_bytes(want["storage"]),
-               " and ".join(counted) or "what runs", detail))
+               counted, detail))
 
 
 # ---------------------------------------------------------------------------------------------------- the create

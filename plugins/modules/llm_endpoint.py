@@ -344,13 +344,13 @@ failure:
 
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
     ENDPOINT_JUDGE_SPEC,
+    K8S_AUTH_SPEC,
     MODEL_ENGINE_CONNECTION_SPEC,
     S3_CONNECTION_SPEC,
     WAIT_SPEC,
     merge_specs,
 )
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
-from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.llm_endpoint import LLM_ENDPOINT_SPEC, run
 
 

@@ -130,7 +130,10 @@ elapsed:
   type: float
   sample: 42.0
 wait_timeout:
-  description: The deadline of a wait in seconds (O(wait_timeout), or the automatic one from the checkpoint's size).
+  description:
+    - The deadline of a wait in seconds (O(wait_timeout), or the automatic one from the checkpoint's size).
+    - V(null) when the first check already decided (the endpoint serves, or will not) and O(wait_timeout) is unset; the
+      checkpoint is then not listed.
   returned: always
   type: int
   sample: 9600

@@ -41,6 +41,14 @@ def now_micro() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def normalize_micro_time(ts: str) -> str:
+    """A MicroTime the decoder accepted (six fraction digits, Z or an offset) as the apiserver serves it: in UTC."""
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return ts
+
+
 def parse_time(ts: str | None) -> float:
     if not ts:
         return 0.0
@@ -178,6 +186,11 @@ def apply_defaults(rt: ResourceType, obj: dict, *, cluster) -> None:
     elif kind == "Event":
         obj.setdefault("count", 1)
         obj.setdefault("type", "Normal")
+    elif kind == "Lease":
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        for field in ("acquireTime", "renewTime"):   # MicroTime is stored and served in UTC: 2006-01-02T15:04:05.000000Z
+            if isinstance(spec.get(field), str):
+                spec[field] = normalize_micro_time(spec[field])
 
 
 def initial_status(rt: ResourceType, obj: dict) -> dict | None:

@@ -56,7 +56,7 @@ def test_a_create_fits_until_the_creates_in_flight_take_the_gpus():
     in_flight.append({"name": "ep-4", "gpus": 1, "storage": 50 * GI})
     problems = check_fit(shape(body("ep-5")), nodes, in_flight, [])
     assert problems == ["no free GPU for ep-5: no nvidia-tesla-t4 node can take 1 pod(s) of 1 nvidia.com/gpu and 50.0 GiB ephemeral storage "
-                        "after counting the 4 endpoint(s) being created (ep-1, ep-2, ep-3, ep-4: 4 GPU) (g1: 4 of 4 GPU free now, "
+                        "after counting the pods on the nodes and the 4 endpoint(s) being created (ep-1, ep-2, ep-3, ep-4: 4 GPU) (g1: 4 of 4 GPU free now, "
                         "400.0 GiB ephemeral free); free a GPU (delete an idle endpoint) or create it again once those serve"]
 
 
@@ -67,7 +67,7 @@ def test_bound_pods_waiting_pods_storage_and_workers_count():
     assert waiting == [{"name": "c-1", "gpus": 1, "storage": 50 * GI}]
     # 2 GPUs free after the bound pods, one goes to the waiting pod: one 1-GPU pod fits, two do not
     assert check_fit(shape(body("d")), nodes, [], waiting) == []
-    assert "after counting 1 pod(s) waiting for a node (1 GPU) (" in check_fit(shape(body("d", min_workers=2)), nodes, [], waiting)[0]
+    assert "after counting the pods on the nodes and 1 pod(s) waiting for a node (1 GPU) (" in check_fit(shape(body("d", min_workers=2)), nodes, [], waiting)[0]
     # g2 has a GPU but not the storage left for a second 50Gi pod (120Gi - 50Gi - 50Gi)
     assert check_fit(shape(body("e", storage="60Gi")), nodes, [], waiting) == []
     assert check_fit(shape(body("f", storage="60Gi", min_workers=2)), nodes, [], waiting) != []
