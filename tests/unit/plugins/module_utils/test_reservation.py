@@ -77,7 +77,7 @@ def test_bound_pods_waiting_pods_storage_and_workers_count():
 
 def test_the_ledger_keeps_creates_until_their_pods_exist():
     now = time.time()
-    ledger = [entry("fresh", now - 5), entry("has-pod", now - 5), entry("failed", now - 5), entry("gone", now - 120),
+    ledger = [entry("fresh", now - 5), entry("has-pod", now - 5), entry("failed", now - 5), entry("gone", now - 30),
               entry("young-unlisted", now - 5), entry("too-old", now - LEDGER_TTL - 1), entry("two-pods", now - 5, pods=2)]
     records = [{"name": n, "status": "UPDATE_PENDING"} for n in ("fresh", "has-pod", "too-old", "two-pods")]
     records.append({"name": "failed", "status": "UPDATE_FAILED"})
