@@ -17,7 +17,9 @@ each against a named baseline:
    cluster pays once per call, and a play of N local hosts running two trivial modules each (what the no-op runs
    per endpoint: the plan and the judge's check) — the per-host fixed cost of ansible-playbook task execution.
 
-The endpoints follow the role's default progress interval (20 s, ``--interval`` to change it), as a user's run does.
+Each endpoint's model download takes about ``--download-seconds`` (default 30: the twin's download rate is set from
+the checkpoint's size), standing in for the runbook's 30-60 minute downloads, so that a reconcile is mostly waiting,
+as on the platform; the endpoints are followed at the role's default progress interval (20 s, ``--interval``).
 Prints one JSON line per measurement and a final ``RESULT {...}``.
 """
 
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 LEASE = "odp-model-engine-gpu-reservation"
+CHECKPOINT_PREFIX = "intermediate-model-aws/"   # inventories/local's checkpoint_path, s3://scale-gp-models/intermediate-model-aws/
 
 
 def sized_nodes(n):
@@ -190,6 +193,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoints", type=int, default=6)
     ap.add_argument("--interval", type=float, default=None, help="llm_endpoint_progress_interval (default: the role's, 20 s)")
+    ap.add_argument("--download-seconds", type=float, default=30, help="seconds each endpoint's model download takes on the twin")
     ap.add_argument("--skip-floors", action="store_true")
     args = ap.parse_args()
     from tests.twin.platform.twin import Twin, TwinOptions
@@ -201,6 +205,9 @@ def main():
            "endpoints": n, "interval": args.interval or 20}
     twin = Twin(work / "twin", TwinOptions(nodes=sized_nodes(n))).start()
     try:
+        size = sum(v["size"] for v in twin.manifest[CHECKPOINT_PREFIX].values())
+        twin.config.download_rate = size / args.download_seconds
+        out["download"] = {"checkpoint_bytes": size, "seconds": args.download_seconds, "rate": round(twin.config.download_rate, 1)}
         inventory = work / "inventory"
         write_inventory(inventory, twin, names)
         run_playbook(work, inventory, "site.yml", "--limit", "model_engine")   # warm: the control plane, the caches
