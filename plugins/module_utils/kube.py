@@ -13,7 +13,7 @@ import json
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 
-from ansible_collections.odp.model_engine.plugins.module_utils.args_common import K8S_AUTH_SPEC  # noqa: F401 - re-exported
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import K8S_AUTH_SPEC  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes, quantity_to_cores

@@ -213,7 +213,7 @@ def prune_ledger(entries, pods, records, now):
         missing = max(0, int(entry.get("pods") or 0) - existing)
         if missing:
             kept.append(entry)
-            demand.extend({"name": entry["name"], "gpus": int(entry["gpus"]), "storage": int(entry.get("storage") or 0)} for _ in range(missing))
+            demand.extend([{"name": entry["name"], "gpus": int(entry["gpus"]), "storage": int(entry.get("storage") or 0)}] * missing)
     return kept, demand
 
 
@@ -243,13 +243,13 @@ def check_fit(want, nodes, in_flight, waiting):
     if not want["gpus"] or not want["pods"] or not matching:
         return []   # no GPU wanted now, or no such node: the preflight names that
     free = place(matching, list(waiting) + list(in_flight))
-    for _ in range(want["pods"]):
-        fits = [name for name, (g, s) in free.items() if g >= want["gpus"] and s >= want["storage"]]
+    for pod in [want] * want["pods"]:
+        fits = [name for name, (g, s) in free.items() if g >= pod["gpus"] and s >= pod["storage"]]
         if not fits:
             return [_no_fit_message(want, matching, in_flight, waiting)]
         best = max(fits, key=lambda name: free[name][0])
-        free[best][0] -= want["gpus"]
-        free[best][1] -= want["storage"]
+        free[best][0] -= pod["gpus"]
+        free[best][1] -= pod["storage"]
     return []
 
 
@@ -261,8 +261,8 @@ def _no_fit_message(want, nodes, in_flight, waiting):
     if waiting:
         counted.append("%d pod(s) waiting for a node (%d GPU)" % (len(waiting), sum(d["gpus"] for d in waiting)))
     counted = ", ".join(counted[:-1]) + " and " + counted[-1] if len(counted) > 1 else counted[0]
-    detail = ", ".join("%s: %d of %d GPU free now, %s ephemeral free" % (n["name"], n["gpu_free"], n["gpu_allocatable"],
-                                                                        format_bytes(n["ephemeral_free"])) for n in nodes)
+    detail = ", ".join("%s: %d of %d GPU free now, %s ephemeral free"
+                       % (n["name"], n["gpu_free"], n["gpu_allocatable"], format_bytes(n["ephemeral_free"])) for n in nodes)
     return ("no free GPU for %s: no %s node can take %d pod(s) of %d nvidia.com/gpu and %s ephemeral storage after counting %s (%s); "
             "free a GPU (delete an idle endpoint) or create it again once those serve"
             % (want["name"], want["gpu_type"], want["pods"], want["gpus"], format_bytes(want["storage"]),
