@@ -30,7 +30,8 @@ def snapshot(module):
     started = previous.get("started", now)
     observer = make_observer(module)
     follow = Follow(observer, p["name"], dict(limits(p), transition_timeout=max(30, 3 * p["wait_sleep"])),
-                    baseline=p.get("baseline") or previous.get("baseline"), history=previous)
+                    baseline=p.get("baseline") or previous.get("baseline"), history=previous,
+                    record=None if previous else p.get("record"))   # only the first check of a wait uses it
     elapsed = now - started
     poll = follow.step(elapsed)
     verdict = follow.verdict

@@ -117,7 +117,7 @@ def test_one_bad_endpoint_fails_alone_and_the_recap_names_it(gateway, playbook, 
     assert "fleet-bad" not in endpoint_names(gateway)
 
 
-def test_check_mode_changes_nothing_and_a_second_run_is_a_cheap_no_op(gateway, playbook, fleet_inventory):
+def test_check_mode_changes_nothing_and_a_second_run_is_a_cheap_no_op(gateway, playbook, fleet_inventory, odp_twin):
     inv = fleet_inventory([declaration("fleet-a"), declaration("fleet-b")])
     check = playbook("site.yml", "--limit", "declared", check=True, extra=FAST, inventory=inv)
     assert check.rc == 0 and check.hosts == {h: dict(check.hosts[h], changed=1, failed=0) for h in ("fleet-a", "fleet-b")}, check
@@ -127,8 +127,16 @@ def test_check_mode_changes_nothing_and_a_second_run_is_a_cheap_no_op(gateway, p
 
     first = playbook("site.yml", "-f", "2", "--limit", "declared", extra=FAST, inventory=inv)
     assert first.rc == 0 and first.changed == 2, first
+    before = odp_twin.request_counts()
     again = playbook("site.yml", "-f", "2", "--limit", "declared", extra=FAST, inventory=inv)
     assert again.rc == 0 and again.changed == 0, again
+    after = odp_twin.request_counts()
+    gateway_requests = {(m, r): c for (_a, m, r), c in (after["gateway"] - before["gateway"]).items()}
+    kube_requests = sum(c for (client, _m), c in (after["kubernetes"] - before["kubernetes"]).items() if client != "twin")
+    # one list for the inventory, one read per endpoint (the judge's check reuses it), and per endpoint the
+    # Deployment, its ReplicaSets and its pods (plus discovery, when kubernetes.core's cache is cold)
+    assert gateway_requests == {("GET", "/v1/llm/model-endpoints"): 1, ("GET", "/v1/llm/model-endpoints/{name}"): 2}, gateway_requests
+    assert 6 <= kube_requests <= 8, after["kubernetes"] - before["kubernetes"]
     # an endpoint that exists as declared and serves: no preflight, no write, one check by the judge
     for task in ("Preflight the checkpoint, storage, GPU capacity and image tag", "Create or update the endpoint"):
         assert skipped_tasks(again, task) == ["fleet-a", "fleet-b"], task
