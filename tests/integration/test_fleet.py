@@ -12,6 +12,7 @@ import json
 import pytest
 
 from tests.integration.conftest import declaration, endpoint_names, kubectl
+from tests.integration.test_deploy import control_plane  # noqa: F401 - fixture
 
 FAST = {"llm_endpoint_progress_interval": 1}
 GPU_NODE = "hpc-k8s-phy-wrk-g01"
@@ -115,6 +116,17 @@ def test_one_bad_endpoint_fails_alone_and_the_recap_names_it(gateway, playbook, 
     assert "0 endpoint(s) exist but are not declared in the inventory: none" in text
     serving(gateway, "fleet-good")
     assert "fleet-bad" not in endpoint_names(gateway)
+
+
+def test_a_failed_control_plane_deploy_stops_the_endpoint_plays(gateway, playbook, fleet_inventory, control_plane):  # noqa: F811
+    inv = fleet_inventory([declaration("fleet-cp")])
+    run = playbook("site.yml", extra=dict(FAST, model_engine_tag="onprem99"), inventory=inv)   # the image cannot be pulled
+    assert run.rc == 2, run
+    assert run.hosts["local-twin"]["failed"] == 1 and run.hosts["fleet-cp"]["failed"] == 1, run.hosts
+    text = " ".join(run.stdout.split())
+    assert "Reverted to the last-known-good" in text
+    assert "The control-plane deploy failed on local-twin in this run (see its message above); endpoints are not reconciled" in text
+    assert "fleet-cp" not in endpoint_names(gateway)
 
 
 def test_check_mode_changes_nothing_and_a_second_run_is_a_cheap_no_op(gateway, playbook, fleet_inventory, odp_twin):
