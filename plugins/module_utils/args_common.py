@@ -31,6 +31,18 @@ S3_CONNECTION_SPEC = dict(
     s3_validate_certs=dict(type="bool", default=True),
 )
 
+# Kubernetes access (doc fragment odp.model_engine.k8s_auth; kubernetes.core's names and K8S_AUTH_* fallbacks). Here,
+# not in kube.py, so that a module that may never talk to the cluster does not import the kubernetes client to build
+# its argument spec (kube.py re-exports it).
+K8S_AUTH_SPEC = dict(
+    kubeconfig=dict(type="raw", no_log=True),
+    context=dict(type="str"),
+    host=dict(type="str"),
+    api_key=dict(type="str", no_log=True),
+    k8s_validate_certs=dict(type="bool"),
+    k8s_ca_cert=dict(type="path"),
+)
+
 # The wait options of every module that waits (doc fragment odp.model_engine.wait). wait_timeout unset means
 # the module's own automatic timeout (for endpoints: derived from the checkpoint's size).
 WAIT_SPEC = dict(

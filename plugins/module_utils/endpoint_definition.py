@@ -39,7 +39,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.errors import Spe
 from ansible_collections.odp.model_engine.plugins.module_utils.llm_endpoint import LLM_ENDPOINT_SPEC
 
 # The module's options that say what to do, not what the endpoint is.
-BEHAVIOUR_KEYS = ("state", "remove_leftovers")
+BEHAVIOUR_KEYS = ("state", "remove_leftovers", "gpu_reservation", "reservation_lease", "reservation_timeout")
 KNOWN_KEYS = tuple(key for key in LLM_ENDPOINT_SPEC if key not in BEHAVIOUR_KEYS)
 
 _ASYNC_ONLY = "it applies to async endpoints only, and odp.model_engine manages streaming endpoints"
@@ -59,7 +59,7 @@ REPORTED_KEYS = ("id", "status", "status_reason", "spec", "created_by", "created
                  "deployment_state", "resource_state")
 # Options of the role, not of the endpoint.
 ROLE_KEYS = {"state": "llm_endpoint_state", "wait": "llm_endpoint_wait", "wait_timeout": "llm_endpoint_wait_timeout",
-             "namespace": "llm_endpoint_namespace"}
+             "namespace": "llm_endpoint_namespace", "gpu_reservation": "llm_endpoint_gpu_reservation"}
 
 _CHECKERS = {"str": check_type_str, "int": check_type_int, "bool": check_type_bool, "dict": check_type_dict,
              "list": check_type_list, "float": check_type_float, "path": check_type_path, "raw": check_type_raw}

@@ -57,6 +57,7 @@ class Follow(object):
     def __init__(self, observer, name, lim, baseline=None, history=None):
         self.observer = observer
         self.name = name
+        self.record = None   # set to a record just read elsewhere: the first observation judges it instead of reading it again
         self.limits = {k: v for k, v in lim.items() if k != "transition_timeout"}
         self.baseline = baseline
         self.transition_timeout = lim.get("transition_timeout", 0)
@@ -65,7 +66,8 @@ class Follow(object):
         self.verdict = None
 
     def observe(self):
-        self.obs = self.observer.observe(self.name, history=self.history)
+        record, self.record = self.record, None
+        self.obs = self.observer.observe(self.name, history=self.history, record=record, read_record=record is None)
         self.history = self.obs.history
         rec = self.obs.record or {}
         if rec.get("status") == "UPDATE_PENDING":

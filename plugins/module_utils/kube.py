@@ -13,6 +13,7 @@ import json
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 
+from ansible_collections.odp.model_engine.plugins.module_utils.args_common import K8S_AUTH_SPEC  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes, quantity_to_cores
@@ -27,14 +28,6 @@ except ImportError:  # reported by ModelEngineModule(requires=("kubernetes",))
     class ApiException(Exception):  # so that ``except ApiException`` stays valid without the client
         status = None
 
-K8S_AUTH_SPEC = dict(
-    kubeconfig=dict(type="raw", no_log=True),
-    context=dict(type="str"),
-    host=dict(type="str"),
-    api_key=dict(type="str", no_log=True),
-    k8s_validate_certs=dict(type="bool"),
-    k8s_ca_cert=dict(type="path"),
-)
 
 GPU = "nvidia.com/gpu"
 EPHEMERAL = "ephemeral-storage"

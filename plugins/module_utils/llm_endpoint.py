@@ -60,6 +60,9 @@ LLM_ENDPOINT_SPEC = dict(
     vllm_args=dict(type="dict"),
     force_bundle_recreation=dict(type="bool", default=False),
     remove_leftovers=dict(type="bool", default=True),
+    gpu_reservation=dict(type="bool", default=False),
+    reservation_lease=dict(type="str", default="odp-model-engine-gpu-reservation"),
+    reservation_timeout=dict(type="int", default=300),
 )
 
 
@@ -139,7 +142,12 @@ def _create(module, client, name):
     if module.check_mode:
         module.result["changed"] = True
         return _finish(module, "Endpoint %s would be created" % name, None)
-    task_id, attempts = create_endpoint(client, body)
+    if p["gpu_reservation"]:
+        from ansible_collections.odp.model_engine.plugins.module_utils.reservation import reserve_and_create
+
+        task_id, attempts = reserve_and_create(module, client, body)
+    else:
+        task_id, attempts = create_endpoint(client, body)
     module.result.update(changed=True, task_id=task_id, attempts=attempts, msg="Endpoint %s created" % name)
     record = _follow(module, name, None) if p["wait"] else get_endpoint(client, name)
     return _finish(module, "Endpoint %s created%s" % (name, _now(module)), record)

@@ -38,6 +38,11 @@ PROFILES = {
         ("get", "services/proxy", ENDPOINT), ("create", "services/proxy", ENDPOINT), ("list", "events", ENDPOINT),
         ("list", "pods", ENDPOINT), ("get", "deployments.apps", ENDPOINT),
     ),
+    # llm_endpoint gpu_reservation: the Lease in the endpoint namespace, the nodes and every namespace's pods
+    "reservation": (
+        ("get", "leases.coordination.k8s.io", ENDPOINT), ("create", "leases.coordination.k8s.io", ENDPOINT),
+        ("update", "leases.coordination.k8s.io", ENDPOINT), ("list", "nodes", CLUSTER), ("list", "pods", CLUSTER),
+    ),
     "verify": (
         ("create", "pods/exec", ENDPOINT), ("get", "pods/exec", ENDPOINT), ("list", "pods", ENDPOINT),
     ),

@@ -23,6 +23,8 @@ options:
         list C(replicasets.apps), list C(pods), get C(pods/log), get/create/patch C(configmaps).
       - C(endpoints) (endpoint namespace) is create and get C(pods/exec), get C(pods/proxy), get/create
         C(services/proxy), list C(events), list C(pods), get C(deployments.apps).
+      - C(reservation) is get/create/update C(leases.coordination.k8s.io) in the endpoint namespace and list of
+        C(nodes) and of C(pods) in all namespaces (the GPU reservation of M(odp.model_engine.llm_endpoint)).
       - C(verify) (endpoint namespace) is create and get C(pods/exec), list C(pods).
       - C(cleanup) (endpoint namespace) is list and delete of C(deployments.apps), C(services),
         C(horizontalpodautoscalers.autoscaling), C(configmaps), C(poddisruptionbudgets.policy), C(replicasets.apps).
@@ -33,7 +35,7 @@ options:
         authorized as C(get), and also as C(create) from Kubernetes 1.35; SPDY exec is C(create).
     type: list
     elements: str
-    choices: [deploy, endpoints, verify, cleanup, report]
+    choices: [deploy, endpoints, reservation, verify, cleanup, report]
     default: []
   permissions:
     description:
@@ -143,7 +145,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_A
 def main():
     spec = dict(
         K8S_AUTH_SPEC,
-        profiles=dict(type="list", elements="str", choices=["deploy", "endpoints", "verify", "cleanup", "report"], default=[]),
+        profiles=dict(type="list", elements="str", choices=["deploy", "endpoints", "reservation", "verify", "cleanup", "report"], default=[]),
         permissions=dict(type="list", elements="dict", default=[], options=dict(
             verb=dict(type="str", required=True), resource=dict(type="str", required=True), group=dict(type="str"),
             subresource=dict(type="str"), namespace=dict(type="str"), name=dict(type="str"))),

@@ -180,6 +180,31 @@ options:
         client cannot be configured.
     type: bool
     default: true
+  gpu_reservation:
+    description:
+      - Make the free-GPU check and the C(POST) of a create one atomic step for every client of the cluster, so that
+        parallel creates (forks, AWX job slices, concurrent jobs) cannot all pass a check that only some can satisfy.
+      - The module takes the Lease O(reservation_lease) (coordination.k8s.io/v1) in O(namespace), counts the GPUs and
+        ephemeral storage of bound pods, of GPU pods still waiting for a node, and of the creates in flight that passed
+        before it (kept in the Lease's annotation C(odp.model-engine/reservations) until their pods exist, since the
+        gateway reports no hardware for an endpoint whose Deployment does not exist yet), and creates the endpoint only
+        when its C(min_workers) pods fit on a node of its O(gpu_type); then it writes its own entry and releases the
+        Lease. The Lease is held only for that check and the C(POST).
+      - Needs C(get), C(create) and C(update) on C(leases) in O(namespace), and C(list) on nodes and on pods in all
+        namespaces. Updates and deletes never reserve.
+    type: bool
+    default: false
+  reservation_lease:
+    description:
+      - Name of the Lease of O(gpu_reservation). Every client that creates endpoints on the same GPU nodes must use the same one.
+    type: str
+    default: odp-model-engine-gpu-reservation
+  reservation_timeout:
+    description:
+      - Seconds to wait for the Lease of O(gpu_reservation) while another create holds it. A holder that died frees it
+        60 seconds after it took it.
+    type: int
+    default: 300
 extends_documentation_fragment:
   - odp.model_engine.model_engine
   - odp.model_engine.k8s_auth
@@ -304,6 +329,13 @@ task_id:
   returned: when created or updated
   type: str
   sample: 5f0c1f3e-1b8b-4a39-9d0f-3ad6b1c1e6a4
+reservation:
+  description:
+    - With O(gpu_reservation), the Lease taken (C(lease), C(holder)), the seconds waited for it (C(waited)), the endpoints
+      being created that were counted (C(being_created)) and how many GPU pods waited for a node (C(waiting_pods)).
+  returned: when a create reserved
+  type: dict
+  sample: {lease: odp-model-engine-gpu-reservation, holder: fleet-ep-5@controller/4242, waited: 0.8, being_created: [fleet-ep-1], waiting_pods: 0}
 attempts:
   description: POST attempts a create took (more than 1 after ambiguous failures).
   returned: when created
@@ -351,13 +383,13 @@ failure:
 
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import (
     ENDPOINT_JUDGE_SPEC,
+    K8S_AUTH_SPEC,
     MODEL_ENGINE_CONNECTION_SPEC,
     S3_CONNECTION_SPEC,
     WAIT_SPEC,
     merge_specs,
 )
 from ansible_collections.odp.model_engine.plugins.module_utils.core import ModelEngineModule
-from ansible_collections.odp.model_engine.plugins.module_utils.kube import K8S_AUTH_SPEC
 from ansible_collections.odp.model_engine.plugins.module_utils.llm_endpoint import LLM_ENDPOINT_SPEC, run
 
 

@@ -34,6 +34,12 @@ options:
   previous:
     description: The C(sample) returned by the previous check.
     type: dict
+  record:
+    description:
+      - The endpoint's record as read a moment ago, for example the RV(odp.model_engine.llm_endpoint#module:endpoint) that
+        M(odp.model_engine.llm_endpoint) returned. The first check judges it instead of reading the endpoint again
+        (one gateway request less); the checks after it read the endpoint. Ignored with O(previous).
+    type: dict
   baseline:
     description:
       - After an update, the C(baseline) that M(odp.model_engine.llm_endpoint) returned (the Deployment's generation
@@ -130,7 +136,10 @@ elapsed:
   type: float
   sample: 42.0
 wait_timeout:
-  description: The deadline of a wait in seconds (O(wait_timeout), or the automatic one from the checkpoint's size).
+  description:
+    - The deadline of a wait in seconds (O(wait_timeout), or the automatic one from the checkpoint's size).
+    - V(null) when the first check already decided (the endpoint serves, or will not) and O(wait_timeout) is unset; the
+      checkpoint is then not listed.
   returned: always
   type: int
   sample: 9600
@@ -154,6 +163,7 @@ def main():
         name=dict(type="str", required=True),
         checkpoint_path=dict(type="str"),
         previous=dict(type="dict"),
+        record=dict(type="dict"),
         baseline=dict(type="dict"),
     )
     module = ModelEngineModule(argument_spec=spec, supports_check_mode=True, requires=("kubernetes",))

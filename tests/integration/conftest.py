@@ -29,8 +29,9 @@ class PlaybookRun:
         self.events = list(runner.events)
         self.stats = runner.stats or {}
         self.cmdline = cmdline
-        m = RECAP_RE.search(self.stdout)
-        self.recap = {k: int(v) for k, v in m.groupdict().items() if k != "host"} if m else {}
+        # per host (an endpoint fleet run has one host per endpoint), and the totals over all hosts
+        self.hosts = {m.group("host"): {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP_RE.finditer(self.stdout)}
+        self.recap = {k: sum(h[k] for h in self.hosts.values()) for k in next(iter(self.hosts.values()), {})}
 
     @property
     def changed(self):
@@ -91,14 +92,15 @@ def twin_secrets(twin_vars):
 
 @pytest.fixture
 def playbook(twin_vars, tmp_path):
-    """Run a playbook from playbooks/ against inventories/local + this twin through ansible-runner (as
-    AWX does), and check its job events (no secret, recap, readable task names)."""
+    """Run a playbook from playbooks/ against inventories/local (or ``inventory=``, a copy of it) + this twin through
+    ansible-runner (as AWX does), and check its job events (no secret, recap, readable task names). The inventory is
+    the plugin inventory: hosts.yml's model_engine host and one host per endpoint (endpoints.model_engine.yml)."""
     import ansible_runner
 
     secrets = twin_secrets(twin_vars)
     count = [0]
 
-    def run(name, *args, check=False, diff=False, extra=None, timeout=600, verbosity=0):
+    def run(name, *args, check=False, diff=False, extra=None, timeout=600, verbosity=0, inventory=None):
         count[0] += 1
         private = tmp_path / ("runner-%d" % count[0])
         private.mkdir()
@@ -116,7 +118,7 @@ def playbook(twin_vars, tmp_path):
                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
                "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ.get("PATH", ""))}
         runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(REPO), playbook=str(REPO / "playbooks" / name),
-                                    inventory=str(REPO / "inventories" / "local"), cmdline=" ".join(cmd), envvars=env,
+                                    inventory=str(inventory or REPO / "inventories" / "local"), cmdline=" ".join(cmd), envvars=env,
                                     quiet=True, timeout=timeout)
         result = PlaybookRun(runner, "%s %s" % (name, " ".join(cmd)))
         check_job_events(result, secrets, private / "artifacts")
@@ -276,3 +278,41 @@ def wait_no_objects(odp_twin, endpoint_id, timeout=20):
         time.sleep(0.3)  # ReplicaSets, pods and Endpoints go through the garbage collector and controllers
         left = objects_with_id(odp_twin, endpoint_id)
     return left
+
+
+@pytest.fixture
+def fleet_inventory(tmp_path, twin_vars):
+    """``fleet_inventory(declarations)``: a copy of inventories/local (hosts.yml, endpoints.model_engine.yml,
+    group_vars/all/main.yml, this twin's twin.yml) whose model_engine_endpoints are ``declarations``."""
+    import shutil
+
+    import yaml
+
+    count = [0]
+
+    def make(declarations):
+        count[0] += 1
+        root = tmp_path / ("fleet-inventory-%d" % count[0])
+        (root / "group_vars" / "all").mkdir(parents=True)
+        for rel in ("hosts.yml", "endpoints.model_engine.yml"):
+            shutil.copy(REPO / "inventories" / "local" / rel, root / rel)
+        main = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all" / "main.yml").read_text())
+        main["model_engine_endpoints"] = declarations
+        main["model_engine_chart_ref"] = str(REPO / "tests" / "twin" / "charts" / "model-engine")
+        (root / "group_vars" / "all" / "main.yml").write_text("---\n" + yaml.safe_dump(main, sort_keys=False))
+        shutil.copy(twin_vars, root / "group_vars" / "all" / "twin.yml")
+        return root
+
+    return make
+
+
+def declaration(name, **over):
+    """The runbook's endpoint as inventories/local declares it, renamed (``over`` applied)."""
+    import copy
+
+    import yaml
+
+    main = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all" / "main.yml").read_text())
+    body = copy.deepcopy(main["model_engine_endpoints"][0])
+    body.update(over, name=name)
+    return body

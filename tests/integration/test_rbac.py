@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_PROFILES = ["deploy", "endpoints", "verify", "cleanup", "report"]
+ALL_PROFILES = ["deploy", "endpoints", "reservation", "verify", "cleanup", "report"]
 RO = "twin-readonly"
 
 

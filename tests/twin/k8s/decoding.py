@@ -109,6 +109,28 @@ def base64_error(s: str) -> str | None:
             return f"illegal base64 data at input byte {si}" if si < n else None
 
 
+RFC3339_MICRO = "2006-01-02T15:04:05.000000Z07:00"
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+_TZ = re.compile(r"^(Z|[+-]\d{2}:\d{2})$")
+
+
+def micro_time_error(v: str) -> str | None:
+    """metav1.MicroTime.UnmarshalJSON: ``time.Parse(RFC3339Micro, v)``, whose layout demands exactly six fraction digits
+    (``2024-01-02T03:04:05Z`` and ``...05.123Z`` are refused, as kubernetes/kubernetes#141204 describes), as Go words it:
+    ``parsing time "<v>" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "<rest>" as "<layout element>"``."""
+    def parse_error(rest: str, element: str) -> str:
+        return f'parsing time "{v}" as "{RFC3339_MICRO}": cannot parse "{rest}" as "{element}"'
+
+    if not _DATE_TIME.match(v):
+        return parse_error(v, "2006")   # the first layout element that fails is the year for any other shape
+    rest = v[19:]
+    if len(rest) < 7 or rest[0] != "." or not rest[1:7].isdigit():
+        return parse_error(rest, ".000000")
+    if not _TZ.match(rest[7:]):
+        return parse_error(rest[7:], "Z07:00")
+    return None
+
+
 def quantity_error(v) -> str | None:
     if v is None:
         return None
@@ -152,7 +174,7 @@ class Decoder:
         if fmt == "quantity":
             return "quantity"
         if fmt == "date-time":
-            return "time"
+            return "microtime" if (name or "").endswith(".MicroTime") else "time"
         if typ == "string":
             return "bytes" if fmt == "byte" else "string"
         if typ == "integer":
@@ -179,6 +201,7 @@ class Decoder:
                 return "v1.ResourceList"
             return "map[string]" + self.go_type(value)
         return {"bytes": "[]uint8", "intstr": "intstr.IntOrString", "quantity": "resource.Quantity", "time": "v1.Time",
+                "microtime": "v1.MicroTime",
                 "open": "interface {}"}.get(kind, kind)
 
     # -- JSON decoding (create/update, merge and JSON patches) ---------------------------------------------------------
@@ -205,7 +228,7 @@ class Decoder:
 
         if kind == "open":
             return
-        if kind in ("intstr", "time", "quantity"):
+        if kind in ("intstr", "time", "microtime", "quantity"):
             self._custom(v, kind, where)
             return
         resolved, name = self._deref(schema)
@@ -264,9 +287,12 @@ class Decoder:
             if err:
                 raise _Fatal(err)
             return
-        if kind == "time":
+        if kind in ("time", "microtime"):
             if not isinstance(v, str):
                 raise _Fatal(f"json: cannot unmarshal {json_kind(v)} into {where} of type string")
+            err = micro_time_error(v) if kind == "microtime" else None
+            if err:
+                raise _Fatal(err)
             return
         if isinstance(v, str):
             return
@@ -292,7 +318,7 @@ class Decoder:
         if kind == "open":
             return None
         resolved, _ = self._deref(schema)
-        if kind in ("intstr", "time", "quantity"):
+        if kind in ("intstr", "time", "microtime", "quantity"):
             try:
                 self._custom(v, kind, "Go value")   # the converter calls UnmarshalJSON without a field context
             except _Fatal as e:

@@ -293,6 +293,8 @@ def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta
                      spec.get("maxReplicas"), st.get("currentReplicas", 0), age(o)]
         elif kind == "PodDisruptionBudget":
             cells = [name, spec.get("minAvailable", "N/A"), spec.get("maxUnavailable", "N/A"), st.get("disruptionsAllowed", 0), age(o)]
+        elif kind == "Lease":
+            cells = [name, spec.get("holderIdentity") or "", age(o)]
         else:
             cells = [name, m.get("creationTimestamp")]
         rows_cells.append((cells, o))
@@ -327,6 +329,8 @@ def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta
                  _col("Replicas", "integer"), _col("Age")]
     elif kind == "PodDisruptionBudget":
         cols += [_col("Min Available"), _col("Max Unavailable"), _col("Allowed Disruptions", "integer"), _col("Age")]
+    elif kind == "Lease":
+        cols += [_col("Holder"), _col("Age")]
     else:
         cols += [_col("Created At", "date")]
     return _table(cols, rows_cells, include_object, list_meta)

@@ -41,6 +41,14 @@ def now_micro() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def normalize_micro_time(ts: str) -> str:
+    """A MicroTime the decoder accepted (six fraction digits, Z or an offset) as the apiserver serves it: in UTC."""
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return ts
+
+
 def parse_time(ts: str | None) -> float:
     if not ts:
         return 0.0
@@ -178,6 +186,11 @@ def apply_defaults(rt: ResourceType, obj: dict, *, cluster) -> None:
     elif kind == "Event":
         obj.setdefault("count", 1)
         obj.setdefault("type", "Normal")
+    elif kind == "Lease":
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        for field in ("acquireTime", "renewTime"):   # MicroTime is stored and served in UTC: 2006-01-02T15:04:05.000000Z
+            if isinstance(spec.get(field), str):
+                spec[field] = normalize_micro_time(spec[field])
 
 
 def initial_status(rt: ResourceType, obj: dict) -> dict | None:
@@ -352,10 +365,25 @@ def validate(rt: ResourceType, obj: dict, old: dict | None = None) -> None:
                 causes.append(("FieldValueInvalid", f"spec.ports[{i}].port", f"Invalid value: {port}: must be between 1 and 65535, inclusive"))
         if not spec.get("ports") and spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None":
             causes.append(("FieldValueRequired", "spec.ports", "Required value"))
+    elif kind == "Lease":
+        causes += _lease_causes(spec if isinstance(spec, dict) else {})
     elif rt.custom:
         causes += custom_resource_causes(rt.kind, obj)
     if causes:
         raise invalid(rt, name, causes)
+
+
+def _lease_causes(spec: dict) -> list[tuple[str, str, str]]:
+    """pkg/apis/coordination/validation ValidateLeaseSpec (strategy values are feature-gated upstream: not checked)."""
+    causes = []
+    duration, transitions = spec.get("leaseDurationSeconds"), spec.get("leaseTransitions")
+    if isinstance(duration, int) and duration <= 0:
+        causes.append(("FieldValueInvalid", "spec.leaseDurationSeconds", f"Invalid value: {duration}: must be greater than 0"))
+    if isinstance(transitions, int) and transitions < 0:
+        causes.append(("FieldValueInvalid", "spec.leaseTransitions", f"Invalid value: {transitions}: must be greater than or equal to 0"))
+    if spec.get("preferredHolder") and not spec.get("strategy"):
+        causes.append(("FieldValueForbidden", "spec.preferredHolder", "Forbidden: may only be specified if `strategy` is defined"))
+    return causes
 
 
 # The parts of the installed CRDs' openAPIV3Schema the twin checks: required fields (only below a present parent, as

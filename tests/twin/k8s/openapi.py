@@ -23,6 +23,7 @@ I32 = {"type": "integer", "format": "int32"}
 I64 = {"type": "integer", "format": "int64"}
 B = {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
+MICRO_TIME = {"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"}   # RFC3339 with exactly 6 fraction digits
 STRMAP = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
 OPEN = {"type": "object", "additionalProperties": {"description": "arbitrary"}}  # an open object
 INT_OR_STRING = {"type": "string", "format": "int-or-string"}
@@ -72,6 +73,8 @@ def _definitions() -> dict:
         "managedFields": arr(ref(f"{META}.ManagedFieldsEntry"), list_type="atomic"), "name": S, "namespace": S,
         "ownerReferences": arr(ref(f"{META}.OwnerReference"), "merge", "uid", "map", ["uid"]),
         "resourceVersion": S, "selfLink": S, "uid": S})
+    d[f"{META}.MicroTime"] = {"type": "string", "format": "date-time",
+                              "description": "MicroTime is version of Time with microsecond level precision."}
     d[f"{META}.LabelSelectorRequirement"] = obj({"key": S, "operator": S, "values": arr(S, list_type="atomic")},
                                                 ["key", "operator"])
     d[f"{META}.LabelSelector"] = obj({"matchExpressions": arr(ref(f"{META}.LabelSelectorRequirement"), list_type="atomic"),
@@ -176,6 +179,9 @@ def _definitions() -> dict:
     d["io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec"] = obj({
         "behavior": OPEN, "maxReplicas": I32, "metrics": arr(OPEN, list_type="atomic"), "minReplicas": I32,
         "scaleTargetRef": ref("io.k8s.api.autoscaling.v2.CrossVersionObjectReference")}, ["scaleTargetRef", "maxReplicas"])
+    d["io.k8s.api.coordination.v1.LeaseSpec"] = obj({
+        "acquireTime": MICRO_TIME, "holderIdentity": S, "leaseDurationSeconds": I32, "leaseTransitions": I32,
+        "preferredHolder": S, "renewTime": MICRO_TIME, "strategy": S})
     d["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"] = obj({
         "maxUnavailable": INT_OR_STRING, "minAvailable": INT_OR_STRING, "selector": ref(f"{META}.LabelSelector"),
         "unhealthyPodEvictionPolicy": S})
@@ -191,7 +197,7 @@ def definition_name(rt: ResourceType) -> str:
     if rt.group == "apiextensions.k8s.io":
         return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{rt.version}.{rt.kind}"
     group_pkg = {"": "core", "apps": "apps", "autoscaling": "autoscaling", "policy": "policy",
-                 "events.k8s.io": "events", "authorization.k8s.io": "authorization",
+                 "events.k8s.io": "events", "authorization.k8s.io": "authorization", "coordination.k8s.io": "coordination",
                  "authentication.k8s.io": "authentication"}[rt.group]
     return f"io.k8s.api.{group_pkg}.{rt.version}.{rt.kind}"
 
@@ -214,6 +220,8 @@ def _kind_props(rt: ResourceType) -> tuple[str, dict]:
         spec = ref("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec")
     elif k == "PodDisruptionBudget":
         spec = ref("io.k8s.api.policy.v1.PodDisruptionBudgetSpec")
+    elif k == "Lease":
+        spec = ref("io.k8s.api.coordination.v1.LeaseSpec")
     if k == "ConfigMap":
         extra = {"binaryData": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
                  "data": STRMAP, "immutable": B}
@@ -237,7 +245,8 @@ def _kind_props(rt: ResourceType) -> tuple[str, dict]:
     props = {"apiVersion": S, "kind": S, "metadata": ref(f"{META}.ObjectMeta"), **extra}
     if k not in ("ConfigMap", "Secret", "ServiceAccount", "Event", "Endpoints"):
         props["spec"] = spec
-        props["status"] = status
+        if k != "Lease":   # a Lease has no status
+            props["status"] = status
     return name, props
 
 

@@ -107,6 +107,8 @@ RESOURCES: list[ResourceType] = [
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ["hpa"], ["status"], cats=["all"]),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], ["status"]),
     _r("events.k8s.io", "v1", "Event", "events", True, ["ev"], verbs=READ_VERBS, storage="/events"),
+    # coordination.k8s.io/v1 Lease: the lock object of leader election and of the collection's GPU reservation
+    _r("coordination.k8s.io", "v1", "Lease", "leases", True),
     # The CRDs of the cluster's add-ons are installed (read-only objects; see README "Known differences").
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ["crd", "crds"],
        ["status"], verbs=READ_VERBS, cats=["api-extensions"]),
@@ -169,3 +171,4 @@ HPA = find("autoscaling", "v2", "horizontalpodautoscalers")
 CRD = find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 VPA = find("autoscaling.k8s.io", "v1", "verticalpodautoscalers")
 SCALEDOBJECT = find("keda.sh", "v1alpha1", "scaledobjects")
+LEASE = find("coordination.k8s.io", "v1", "leases")

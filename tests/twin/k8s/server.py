@@ -8,6 +8,7 @@ import copy
 import json
 import logging
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import yaml
@@ -28,6 +29,10 @@ log = logging.getLogger("tests.twin.k8s")
 
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+# Requests carrying this header come from the platform twin's own control plane (builder, pod simulator, watchers,
+# the gateway's proxy); request_counts files them under "twin" and client_request_log leaves them out, so that a test
+# or benchmark can count what a client under test sent. (tests.twin.platform.kube.TWIN_HEADER is the same header.)
+TWIN_CLIENT_HEADER = "X-Odp-Twin"
 
 
 def dumps(obj) -> bytes:
@@ -104,12 +109,17 @@ class ApiServer:
         self.app = web.Application(middlewares=[self.middleware], client_max_size=256 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
         self.request_log: list[tuple[str, str, int]] = []
-        # Requests of clients other than the twin itself (whose Kubernetes client sends the header X-Odp-Twin),
+        # Requests of clients other than the twin itself (TWIN_CLIENT_HEADER),
         # uncapped: (unix time, method, path and query, status). Tests count what a run sent.
         self.client_request_log: list[tuple[float, str, str, int]] = []
+        # (client, method) -> requests served: client is "twin" for the twin's own control plane, else the first token of
+        # the User-Agent (as the apiserver's field manager is derived); never capped, unlike request_log
+        self.request_counts: Counter = Counter()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
+        client = "twin" if TWIN_CLIENT_HEADER in request.headers else manager_from_user_agent(request.headers.get("User-Agent"))
+        self.request_counts[(client, request.method)] += 1
         try:
             resp = await handler(request)
         except ApiError as e:
@@ -124,7 +134,7 @@ class ApiServer:
         status = getattr(resp, "status", 0)
         if len(self.request_log) < 5000:
             self.request_log.append((request.method, request.path_qs, status))
-        if "X-Odp-Twin" not in request.headers:
+        if TWIN_CLIENT_HEADER not in request.headers:
             self.client_request_log.append((time.time(), request.method, request.path_qs, status))
         return resp
 

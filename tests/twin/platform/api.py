@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 
 import aiohttp
 from aiohttp import web
@@ -72,6 +73,9 @@ class ModelEngineAPI:
         # Every request a client made (not the /_twin/ admin routes): (unix time, method, path and query, status,
         # user). Tests take len() before a run and read what came after (Twin.client_requests).
         self.request_log: list[tuple[float, str, str, int, str | None]] = []
+        # (client, method, route) -> requests: client is the first token of the User-Agent (the collection's urllib client
+        # sends "ansible-httpget"), route the matched route's pattern; /_twin/ requests are not counted
+        self.request_counts: Counter = Counter()
         self.app = web.Application(middlewares=[self.log_requests, self.middleware], client_max_size=64 * 1024 * 1024)
         r = self.app.router
         r.add_get("/healthz", self.health)
@@ -112,6 +116,9 @@ class ModelEngineAPI:
     async def middleware(self, request: web.Request, handler):
         path = request.path
         if not path.startswith("/_twin/"):
+            route = getattr(request.match_info.route.resource, "canonical", path) if request.match_info.route.resource else path
+            agent = (request.headers.get("User-Agent") or "unknown").split("/", 1)[0].strip() or "unknown"
+            self.request_counts[(agent, request.method, route)] += 1
             fault = self.faults.take_api_error(request.method, path)
             if fault:
                 if fault.get("delay"):

@@ -43,7 +43,7 @@ class Kube:
     def __init__(self, kubeconfig: Path):
         self.kubeconfig = Path(kubeconfig)
         self.api_client = kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
-        # The emulator tells the twin's own requests from the clients' by this header (ApiServer.client_request_log);
+        # The emulator tells the twin's own requests from the clients' by this header (ApiServer.client_request_log, request_counts);
         # the User-Agent stays the client's own, as model-engine's field manager name depends on it.
         self.api_client.set_default_header(TWIN_HEADER, "control-plane")
         self.core = kubernetes.client.CoreV1Api(self.api_client)
@@ -59,9 +59,10 @@ class Kube:
     def auth_headers(self) -> dict:
         cfg = self.api_client.configuration
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+        headers = {TWIN_HEADER: "control-plane"}
         if token:
-            return {"Authorization": token if token.lower().startswith("bearer ") else f"Bearer {token}"}
-        return {}
+            headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
+        return headers
 
     def close(self) -> None:
         try:

@@ -329,6 +329,15 @@ class Twin:
                 "serves_host": "registry.odp.om", "pull_secret": PULL_SECRET_NAME,
                 "username": PULL_USER, "password": PULL_PASSWORD}
 
+    def request_counts(self) -> dict:
+        """Requests served so far, for counting what a client sent (subtract an earlier snapshot):
+        ``{"gateway": Counter((agent, method, route)), "kubernetes": Counter((client, method))}``. The twin's own
+        Kubernetes requests (builder, pod simulator, control-plane watch) are under client ``"twin"``."""
+        from collections import Counter
+
+        return {"gateway": Counter(self.api.request_counts if self.api else {}),
+                "kubernetes": Counter(self.emulator.api.request_counts if self.emulator else {})}
+
     def health_turned_200_at(self, endpoint_name: str) -> float | None:
         """time.time() when the endpoint's simulated vLLM last started answering /health with 200."""
         return self.pod_runtime.ready_times.get(endpoint_name)

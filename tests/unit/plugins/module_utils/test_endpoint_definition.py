@@ -128,8 +128,9 @@ def test_the_role_maps_every_known_key_and_nothing_else():
     """present.yml passes the definition to the module key by key; the check refuses any other key, so the two
     must list the same keys (the list itself lives in the module's argument spec only)."""
     tasks = yaml.safe_load((REPO / "roles/llm_endpoint/tasks/present.yml").read_text())
-    [task] = [t for t in tasks if "odp.model_engine.llm_endpoint" in t]
-    args = task["odp.model_engine.llm_endpoint"]
+    plan, write = [t["odp.model_engine.llm_endpoint"] for t in tasks if "odp.model_engine.llm_endpoint" in t]
+    assert plan == write  # the write repeats the read-and-compare's arguments (a YAML alias)
+    args = plan
     mapped = {k for k, v in args.items() if re.search(r"\.definition\.%s\b" % k, str(v))}
     assert mapped | {"name"} == set(KNOWN_KEYS)
     assert not set(NOT_SUPPORTED) & set(KNOWN_KEYS)
