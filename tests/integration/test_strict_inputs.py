@@ -22,7 +22,8 @@ from tests.unit.plugins.module_utils.test_endpoint_spec import params
 
 FAST = {"llm_endpoint_progress_interval": 1}
 FIRST_CHECK = "Check the endpoint definition before any request"
-SECOND_CHECK = "Check the owner of an existing endpoint, or the create rules of a new one"
+SECOND_CHECK = "Read the endpoint and compare it with the definition (changes nothing)"
+DELETE_TASK = "Delete the endpoint through the model-engine API, then whatever of its objects is left (every kind, by label)"
 
 
 def body(**over):
@@ -210,7 +211,7 @@ def test_update_of_another_owners_endpoint_is_refused_with_the_owner_named(count
 
 def test_delete_of_another_owners_endpoint_is_refused_with_the_owner_named(counted, gateway, theirs, odp_twin):
     run = counted("delete_endpoint.yml", extra={"endpoint_name": "shared-name"})
-    assert_refused_for_the_owner(run, odp_twin, theirs, "Delete the endpoint through the model-engine API")
+    assert_refused_for_the_owner(run, odp_twin, theirs, DELETE_TASK)
     assert "403" not in failures(run)[0][1]
 
 
