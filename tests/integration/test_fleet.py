@@ -120,12 +120,15 @@ def test_one_bad_endpoint_fails_alone_and_the_recap_names_it(gateway, playbook, 
 
 def test_a_failed_control_plane_deploy_stops_the_endpoint_plays(gateway, playbook, fleet_inventory, control_plane):  # noqa: F811
     inv = fleet_inventory([declaration("fleet-cp")])
-    run = playbook("site.yml", extra=dict(FAST, model_engine_tag="onprem99"), inventory=inv)   # the image cannot be pulled
-    assert run.rc == 2, run
-    assert run.hosts["local-twin"]["failed"] == 1 and run.hosts["fleet-cp"]["failed"] == 1, run.hosts
+    run = playbook("site.yml", extra=dict(FAST, model_engine_tag="onprem99"), inventory=inv)   # not in the registry
+    assert run.rc == 2 and run.hosts["local-twin"]["failed"] == 1, run
     text = " ".join(run.stdout.split())
-    assert "Reverted to the last-known-good" in text
-    assert "The control-plane deploy failed on local-twin in this run (see its message above); endpoints are not reconciled" in text
+    assert "1 image(s) not in the registry" in text and "Nothing was changed" in text
+    # The deploy play's only host failed, so Ansible ends the run there; when the deploy's failure comes after a
+    # rescue (the revert), the endpoint hosts still stop at the play's guard. Either way no endpoint is reconciled.
+    if "fleet-cp" in run.hosts:
+        assert run.hosts["fleet-cp"]["failed"] == 1, run.hosts
+        assert "The control-plane deploy failed on local-twin in this run" in text
     assert "fleet-cp" not in endpoint_names(gateway)
 
 
