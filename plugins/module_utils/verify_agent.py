@@ -11,7 +11,8 @@ Request (JSON): ``{"root": "model_files", "files": {"<relative name>": {"md5_par
 "md5": bool, "sha256": bool, "safetensors": bool}}, "workers": int}``. Every regular file below
 ``root`` is listed; the named files are also hashed/parsed as asked.
 Answer (JSON): ``{"root", "exists", "files": {"<name>": {"size", "mtime", "md5_parts"?, "md5"?,
-"sha256"?, "safetensors"?: {"ok", "problem", "tensors", "data_bytes"}}}, "errors": [...]}``.
+"sha256"?, "safetensors"?: {"ok", "problem", "tensors", "data_bytes"}}}, "errors": [...]}``; with
+``"marker": true`` in the request also ``"marker"`` (the model cache's ``.complete`` and lock, ``read_marker``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import struct
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 8 * 1024 * 1024
@@ -98,9 +100,31 @@ def safetensors_check(path, size):
     return {"ok": True, "problem": None, "tensors": tensors, "data_bytes": end}
 
 
+def read_marker(root):
+    """The model cache's marker and lock in ``root``: the content and time of ``.complete``, whether
+    ``.download.lock`` exists, its heartbeat (seconds since the epoch) and time, and this clock's ``now``."""
+    out = {"now": time.time(), "complete": None, "complete_mtime": None, "lock": False, "heartbeat": None, "lock_mtime": None}
+    try:
+        with open(os.path.join(root, ".complete")) as f:
+            out["complete"] = f.read(4096)
+        out["complete_mtime"] = os.stat(os.path.join(root, ".complete")).st_mtime
+    except OSError:
+        pass
+    lock = os.path.join(root, ".download.lock")
+    try:
+        out["lock_mtime"] = os.stat(lock).st_mtime
+        out["lock"] = True
+        with open(os.path.join(lock, "heartbeat")) as f:
+            out["heartbeat"] = int(f.read(64).strip())
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def inspect(request):
     root = request.get("root") or "."
     answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "files": {}, "errors": []}
+    answer.update({"marker": read_marker(root)} if request.get("marker") else {})
     if not answer["exists"]:
         return answer
     listing = list_files(root)
