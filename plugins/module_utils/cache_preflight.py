@@ -10,6 +10,7 @@ import uuid
 
 from ansible_collections.odp.model_engine.plugins.module_utils import model_cache, waiter
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError, S3Error, WaitError
+from ansible_collections.odp.model_engine.plugins.module_utils.quantity import format_bytes
 
 TEST_CLAIM_PREFIX = "odp-model-cache-preflight-"
 FINAL_STATES = ("access_mode", "capacity", "no_class", "failed")
@@ -121,4 +122,33 @@ def run(module):
     result.update(changed=module.result.get("changed", False), ok=not problems, problems=problems, warnings_list=warnings)
     if problems and p["fail_on_problems"]:
         raise PreflightError("Model cache preflight found %d problem(s): %s" % (len(problems), " | ".join(problems)), **result)
+    return result
+
+
+def run_capacity(module):
+    """cluster_capacity_info: node capacity and which shapes fit (preflight.run_capacity), plus the model cache's plan
+    (which checkpoints fit ephemeral storage, which need the cache, the claim storage of the declared endpoints)."""
+    from ansible_collections.odp.model_engine.plugins.module_utils.preflight import run_capacity as base
+
+    p = module.params
+    model_cache.settings(p["model_cache"])   # a bad setting fails before anything is read
+    result = base(module)
+    paths = sorted({ep["checkpoint_path"] for ep in p["endpoints"] if ep.get("checkpoint_path")})
+    sizes, unreadable = {}, []
+    if paths and p["read_checkpoints"]:
+        try:
+            sizes, unreadable = checkpoint_sizes(module, paths)
+        except OdpError as e:   # no S3 access at all: the plan says what it cannot know
+            unreadable = ["%s" % e]
+    capacity = {n["name"]: n for n in result["nodes"]}
+    rows, total = model_cache.capacity_plan(p["endpoints"], capacity, sizes, p["model_cache"], p["storage_headroom"])
+    by_name = {r["name"]: r for r in rows}
+    for fit in result["fits"]:
+        fit.update({k: v for k, v in by_name.get(fit["name"], {}).items() if k != "name"})
+    result["model_cache"] = total
+    result["warnings_list"] += ["%s: %s" % ("checkpoint", x) for x in unreadable]
+    result["warnings_list"] += ["%s: the checkpoint (%s with headroom) does not fit ephemeral storage (%s): it needs the model cache" % (
+        r["name"], format_bytes(r["needed_bytes"]), format_bytes(r["ephemeral_limit_bytes"])) for r in rows if r["needs_cache"]]
+    result["warnings_list"] += ["%s: the model cache's claim size %s cannot hold its checkpoint (%s with headroom)" % (
+        name, total["claim_size"], format_bytes(by_name[name]["needed_bytes"])) for name in total["claim_too_small_for"]]
     return result

@@ -58,9 +58,15 @@ CAPACITY_ERRORS = re.compile(r"ResourceExhausted|quota exceeded|Disk quota|No sp
 NO_CLASS_ERROR = re.compile(r'storageclass\.storage\.k8s\.io "[^"]*" not found|no storage class is set')
 
 
+CHART_KEYS = {"storageClassName": "storage_class", "accessMode": "access_mode", "mountPath": "mount_path",
+              "lockStaleSeconds": "lock_stale_seconds"}
+
+
 def settings(value):
-    """The inventory's ``model_engine_model_cache`` with defaults filled in, checked (SpecError names the key)."""
-    value = dict(value or {})
+    """The inventory's ``model_engine_model_cache`` with defaults filled in, checked (SpecError names the key). The
+    chart's names (``storageClassName``, ``accessMode``, ``mountPath``, ``lockStaleSeconds``: a recorded state) are
+    accepted too."""
+    value = {CHART_KEYS.get(k, k): v for k, v in (value or {}).items()}
     unknown = sorted(set(value) - set(DEFAULTS))
     if unknown:
         raise SpecError("model_engine_model_cache: unknown key(s) %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(DEFAULTS))))
@@ -316,3 +322,42 @@ def cache_hit(marker_eval, started_at, downloaded_lines=0):
     if not (marker_eval or {}).get("matches") or mtime is None or start is None:
         return False
     return mtime < start or (mtime < start + 1 and not downloaded_lines)
+
+
+# ---------------------------------------------------------------------------------------------- capacity
+def _ephemeral_limit(ep, capacity):
+    """The most ephemeral storage the endpoint's model may use: its storage request (the container is evicted above
+    it), bounded by the largest allocatable ephemeral storage of a node of its GPU type."""
+    limits = []
+    if ep.get("storage") is not None:
+        limits.append(quantity_to_bytes(ep["storage"], "endpoints[%s].storage" % ep.get("name", "?")))
+    nodes = [n for n in capacity.values() if ep.get("gpu_type") and n.get("gpu_type") == ep["gpu_type"]]
+    if nodes:
+        limits.append(max(n["ephemeral_allocatable"] for n in nodes))
+    return min(limits) if limits else None
+
+
+def capacity_plan(endpoints, capacity, sizes, value=None, headroom=1.05):
+    """Which endpoints' checkpoints fit ephemeral storage and which need the cache, and the claim storage the declared
+    endpoints would take with the cache (one claim of ``storage`` per endpoint). ``sizes``: {checkpoint path: bytes}."""
+    s = settings(value)
+    size = quantity_to_bytes(s["storage"], "model_engine_model_cache.storage")
+    rows, need, fit, unknown, small = [], [], [], [], []
+    for ep in endpoints:
+        name, ckpt = ep.get("name") or "?", sizes.get(ep.get("checkpoint_path"))
+        limit = _ephemeral_limit(ep, capacity)
+        row = {"name": name, "checkpoint_path": ep.get("checkpoint_path"), "checkpoint_bytes": ckpt, "ephemeral_limit_bytes": limit,
+               "needed_bytes": int(ckpt * headroom) if ckpt is not None else None, "fits_ephemeral": None, "needs_cache": None,
+               "cache_holds": None}
+        if ckpt is None or limit is None:
+            unknown.append(name)
+        else:
+            row.update(fits_ephemeral=row["needed_bytes"] <= limit, needs_cache=row["needed_bytes"] > limit, cache_holds=row["needed_bytes"] <= size)
+            (need if row["needs_cache"] else fit).append(name)
+            if not row["cache_holds"]:
+                small.append(name)
+        rows.append(row)
+    total = {"enabled": s["enabled"], "claim_size": str(s["storage"]), "claim_size_bytes": size, "storage_class": s["storage_class"] or None,
+             "access_mode": s["access_mode"], "claims": len(endpoints), "claim_bytes_total": size * len(endpoints),
+             "need_cache": need, "fit_ephemeral": fit, "unknown": unknown, "claim_too_small_for": small}
+    return rows, total
