@@ -20,11 +20,11 @@ from aiohttp import web
 
 from tests.twin.k8s.auth import ADMIN_TOKEN, READONLY_CONTEXT, READONLY_TOKEN
 
+from . import model_cache
 from .api import ModelEngineAPI, k8s_service_proxy
 from .builder import EndpointBuilder
 from .config import LATEST_TAGS, MODEL_ENGINE_IMAGE, RECOMMENDED_HARDWARE, ServiceConfig
 from .faults import Faults
-from . import model_cache
 from .kube import Kube
 from .podsim import ControlPlaneRuntime, EndpointPodRuntime
 from .registry import PULL_PASSWORD, PULL_SECRET_NAME, PULL_USER, TOKEN_SERVICE, Registry, RegistryServer, pull_secret
