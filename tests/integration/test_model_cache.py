@@ -17,6 +17,7 @@ BUCKET, PREFIX = "scale-gp-models", "intermediate-model-aws/"
 CACHE = {"enabled": True, "storage": "100Gi", "storage_class": "cephfs", "access_mode": "ReadWriteMany",
          "mount_path": "/mnt/model-cache", "lock_stale_seconds": 600}
 HELM = {"model_engine_deploy_method": "helm"}
+ASYNC_BUG = "RuntimeWarning: coroutine '_get_recommended_hardware_config_map' was never awaited"
 OFF = dict(CACHE, enabled=False)
 
 
@@ -246,7 +247,7 @@ def setup_claim_missing(gw, tw, cache_on):
 
 # (setup, state, cause, words the fix must contain, words the summary or evidence must contain)
 CASES = [
-    ("async_bug", setup_async_bug, "degraded", "cache_emptydir_fallback", ["await", "delete and create"], [MC.ASYNC_BUG, "EmptyDir"]),
+    ("async_bug", setup_async_bug, "degraded", "cache_emptydir_fallback", ["await", "delete and create"], [ASYNC_BUG, "EmptyDir"]),
     ("rbd_rwx", setup_rbd_rwx, "failed", "cache_claim_access_mode", ["CephFS", "ReadWriteOnce with one replica"], ["multi node access modes"]),
     ("no_provisioner", setup_no_provisioner, "failed", "cache_claim_no_provisioner", ["csidrivers"], ["csi.vendor.example.com"]),
     ("capacity", setup_capacity, "failed", "cache_claim_capacity", ["quota"], ["No space left on device"]),
@@ -255,7 +256,8 @@ CASES = [
      ["volume node affinity conflict", "hpc-k8s-phy-wrk-c01"]),
     ("orphaned_lock", setup_orphaned_lock, "progressing", "cache_lock_orphaned", ["rm -rf"], ["Stale model-cache lock", MC.WAITING_LINE]),
     ("stale_lock", setup_stale_lock, "degraded", "cache_lock_stale", ["rm -rf"], ["heartbeat"]),
-    ("claim_missing", setup_claim_missing, "failed", "cache_claim_missing", ["delete and create"], ["not found"]),
+    # the restart's new pod cannot schedule; the old one keeps serving (maxUnavailable 0)
+    ("claim_missing", setup_claim_missing, "degraded", "cache_claim_missing", ["delete and create"], ["not found"]),
 ]
 
 
