@@ -121,8 +121,7 @@ CAUSES = {
         "verify again; if it recurs, check the objects in S3.")),
     "incomplete_files": Cause(FAILED, "The last verification found model files missing or of the wrong size", (
         "Delete the pod so that it downloads again, then verify again; check the download command's filters.")),
-    "cache_emptydir_fallback": Cause(DEGRADED, "The model cache fell back to an EmptyDir: the builder wrote no claim (the async "
-                                               "hardware-config bug)", (
+    "cache_emptydir_fallback": Cause(DEGRADED, "The model cache fell back to an EmptyDir: no claim (the async hardware-config bug)", (
         "The endpoint builder's PVC code path does not await _get_recommended_hardware_config_map (RuntimeWarning: coroutine ... was "
         "never awaited in its log), so the pod gets an EmptyDir and downloads again on every restart. Deploy a model-engine image "
         "whose builder awaits it (the PVC rework), then delete and create the endpoint (cache mode is fixed per bundle); until "
@@ -130,8 +129,7 @@ CAUSES = {
     "cache_claim_missing": Cause(FAILED, "The pod mounts the model-cache claim, but the claim does not exist", (
         "The builder writes <name>-model-cache only when the chart renders persistent-volume-claim.yaml (modelCache.enabled on the "
         "control plane); if it was deleted, delete and create the endpoint so that the builder writes it again.")),
-    "cache_claim_no_class": Cause(FAILED, "The model-cache claim names a StorageClass that does not exist (or none is set and "
-                                          "the cluster has no default)", (
+    "cache_claim_no_class": Cause(FAILED, "The model-cache claim's StorageClass does not exist (or none is set, no default)", (
         "Set model_engine_model_cache.storage_class to a class the cluster has (kubectl get sc), redeploy model-engine "
         "(deploy_model_engine.yml, helm method), then delete and create the endpoint: a claim's class cannot change.")),
     "cache_claim_no_provisioner": Cause(FAILED, "No provisioner answers for the model-cache claim's StorageClass", (
@@ -148,8 +146,7 @@ CAUSES = {
     "cache_claim_pending": Cause(FAILED, "The model-cache claim cannot be provisioned", (
         "Read the provisioner's error in the evidence (kubectl describe pvc <name>-model-cache) and fix the StorageClass or the "
         "storage behind it.")),
-    "cache_volume_node_conflict": Cause(FAILED, "The model-cache volume was provisioned on a node the pod cannot run on (volume "
-                                                "node affinity conflict)", (
+    "cache_volume_node_conflict": Cause(FAILED, "The model-cache volume is on a node the pod cannot run on (volume node affinity)", (
         "A node-local (ReadWriteOnce) volume bound with volumeBindingMode Immediate lands on whichever node the provisioner picks, "
         "here not the GPU node. Use a StorageClass with volumeBindingMode: WaitForFirstConsumer, or network storage (CephFS, RBD), "
         "then delete and create the endpoint so that its claim is provisioned again.")),
@@ -161,8 +158,8 @@ CAUSES = {
         "it: kubectl exec <pod> -c main -- rm -rf <model dir>/.download.lock (the waiting replica takes it within 10 s).")),
     "cache_waiting": Cause(PROGRESSING, "A replica waits for another replica's download into the model cache", (
         "Nothing to fix: it starts once the other replica has written the marker (the lock's heartbeat is fresh).")),
-    "cache_hit": Cause(PROGRESSING, "Cache hit: the model files in the cache claim are complete, nothing was downloaded; vLLM is "
-                                    "loading them", "Nothing to fix yet."),
+    "cache_hit": Cause(PROGRESSING, "Cache hit: the claim's model files are complete, nothing downloaded; vLLM loads them", (
+        "Nothing to fix yet.")),
     "building": Cause(PROGRESSING, "The endpoint builder is building the endpoint", "Nothing to fix yet."),
     "update_queued": Cause(PROGRESSING, "An update is being built; the current pods keep serving", "Nothing to fix yet."),
     "scheduling": Cause(PROGRESSING, "The pod is being scheduled or its containers created", "Nothing to fix yet."),

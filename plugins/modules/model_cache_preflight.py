@@ -12,12 +12,12 @@ description:
   - Before the control plane gets C(modelCache.enabled) (the per-endpoint PVC model cache of model-engine, see
     C(docs/playbooks/deploy_model_engine.md)), checks what makes the claims C(launch-endpoint-id-<id>-model-cache)
     bind and hold the model, and reports every problem with what to change.
-  - The StorageClass (O(model_cache.storage_class), or the cluster's default class when empty) exists.
+  - The StorageClass (C(storage_class) of O(model_cache), or the cluster's default class when empty) exists.
   - Its provisioner serves the access mode asked. Ceph RBD (C(rbd.csi.ceph.com)) filesystem volumes are
     ReadWriteOnce, so a ReadWriteMany claim never binds; CephFS (C(cephfs.csi.ceph.com)) serves ReadWriteMany.
     A node-local provisioner with C(volumeBindingMode) Immediate would put the claim on a node other than the GPU
     node. An unknown provisioner is a warning (use O(test_claim)).
-  - O(model_cache.storage) holds the largest of O(checkpoint_paths) (the model files' size in S3) times
+  - The claim size (C(storage) of O(model_cache)) holds the largest of O(checkpoint_paths) (the model files' size in S3) times
     O(storage_headroom).
   - With O(test_claim), a claim like an endpoint's is created in O(namespace), waited for until it binds (or
     O(test_claim_timeout) passes, or the provisioner refuses it) and deleted again, for clusters where binding is the

@@ -53,7 +53,7 @@ def test_rwx_on_ceph_rbd_is_refused_with_both_ways_out():
 
 def test_storage_class_checks():
     assert M.check_storage_class({"storage_class": "cephfs"}, CLASSES)[0] == []
-    ok, warnings, _ = M.check_storage_class({"storage_class": "ceph-rbd", "access_mode": "ReadWriteOnce"}, CLASSES, {"big": 2, "small": 1})
+    ok, warnings, _facts = M.check_storage_class({"storage_class": "ceph-rbd", "access_mode": "ReadWriteOnce"}, CLASSES, {"big": 2, "small": 1})
     assert ok == [] and "big (2)" in warnings[0] and "one node" in warnings[0]
     missing = M.check_storage_class({"storage_class": "fast"}, CLASSES)[0]
     assert "does not exist" in missing[0] and "cephfs" in missing[0]
