@@ -43,7 +43,7 @@ def observe(observer, obs, ns):
             cache["pv"] = kube.get("PersistentVolume", spec["volumeName"])
         if spec.get("storageClassName"):
             cache["storage_class"] = kube.get("StorageClass", spec["storageClassName"])
-    if claim is None or template.get("volume") == "emptyDir":
+    if obs.deployment is not None and (claim is None or template.get("volume") == "emptyDir"):
         cache["builder_warning"] = builder_warning(observer, ns)
     obs.cache = cache
 
