@@ -22,7 +22,9 @@ options:
     type: str
     default: main
   model_dir:
-    description: The download folder inside O(container) (relative to its working directory).
+    description:
+      - The download folder inside O(container) (relative to its working directory). For an endpoint that uses the
+        model cache the folder the pod's vLLM loads (C(<mountPath>/model_files)) is measured instead.
     type: str
     default: model_files
   python:
@@ -64,4 +66,17 @@ options:
         slower download is still followed; only the deadline depends on it.
     type: int
     default: 2000000
+  claim_bind_timeout:
+    description:
+      - With the model cache, seconds the endpoint's claim may stay Pending with no event from its provisioner (only
+        C(ExternalProvisioning)) before the provisioner counts as missing. A C(ProvisioningFailed) decides at once.
+    type: int
+    default: 120
+  lock_fresh_seconds:
+    description:
+      - With the model cache, the age up to which the download lock's heartbeat is fresh (the downloading replica
+        rewrites it every 30 seconds). An older lock's holder is gone; replicas break it once it is older than the
+        chart's C(modelCache.lockStaleSeconds).
+    type: int
+    default: 90
 """

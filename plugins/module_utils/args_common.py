@@ -65,6 +65,8 @@ ENDPOINT_JUDGE_SPEC = dict(
     install_timeout=dict(type="int", default=1200),
     stall_timeout=dict(type="int", default=600),
     min_download_rate=dict(type="int", default=2000000),
+    claim_bind_timeout=dict(type="int", default=120),
+    lock_fresh_seconds=dict(type="int", default=90),
 )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.odp.model_engine.plugins.module_utils import model_cache
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import unschedulable_message
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import (
     TERMINAL_WAITING,
@@ -45,6 +46,8 @@ DEFAULT_LIMITS = {
     "stall_timeout": 600,         # a window without one new byte in the model folder
     "min_download_rate": 2000000,  # bytes/s the wait timeout is sized for (half the runbook's 4 MB/s)
     "rate_window": 300,           # seconds of samples a rate is computed over
+    "claim_bind_timeout": 120,    # a model-cache claim Pending with no provisioner event before the provisioner counts as missing
+    "lock_fresh_seconds": 90,     # a model-cache lock heartbeat (rewritten every 30 s) older than this has lost its holder
 }
 
 
@@ -118,6 +121,45 @@ CAUSES = {
         "verify again; if it recurs, check the objects in S3.")),
     "incomplete_files": Cause(FAILED, "The last verification found model files missing or of the wrong size", (
         "Delete the pod so that it downloads again, then verify again; check the download command's filters.")),
+    "cache_emptydir_fallback": Cause(DEGRADED, "The model cache fell back to an EmptyDir: no claim (the async hardware-config bug)", (
+        "The endpoint builder's PVC code path does not await _get_recommended_hardware_config_map (RuntimeWarning: coroutine ... was "
+        "never awaited in its log), so the pod gets an EmptyDir and downloads again on every restart. Deploy a model-engine image "
+        "whose builder awaits it (the PVC rework), then delete and create the endpoint (cache mode is fixed per bundle); until "
+        "then size storage for the checkpoint on ephemeral storage.")),
+    "cache_claim_missing": Cause(FAILED, "The pod mounts the model-cache claim, but the claim does not exist", (
+        "The builder writes <name>-model-cache only when the chart renders persistent-volume-claim.yaml (modelCache.enabled on the "
+        "control plane); if it was deleted, delete and create the endpoint so that the builder writes it again.")),
+    "cache_claim_no_class": Cause(FAILED, "The model-cache claim's StorageClass does not exist (or none is set, no default)", (
+        "Set model_engine_model_cache.storage_class to a class the cluster has (kubectl get sc), redeploy model-engine "
+        "(deploy_model_engine.yml, helm method), then delete and create the endpoint: a claim's class cannot change.")),
+    "cache_claim_no_provisioner": Cause(FAILED, "No provisioner answers for the model-cache claim's StorageClass", (
+        "The class's provisioner (named in the evidence) is not running or not registered: check its CSI controller pods "
+        "(kubectl get pods -A | grep csi) and kubectl get csidrivers, or use a class whose provisioner runs; the claim binds by "
+        "itself once it answers.")),
+    "cache_claim_access_mode": Cause(FAILED, "The model-cache claim asks for an access mode its storage cannot provide", (
+        "Ceph RBD (rbd.csi.ceph.com) serves ReadWriteOnce filesystem volumes only: a ReadWriteMany claim never binds. Use a CephFS "
+        "class (cephfs.csi.ceph.com) for ReadWriteMany, or model_engine_model_cache.access_mode: ReadWriteOnce with one replica "
+        "per endpoint; redeploy model-engine, then delete and create the endpoint.")),
+    "cache_claim_capacity": Cause(FAILED, "The storage pool cannot hold the model-cache claim", (
+        "Free space in the pool (delete claims nobody uses: kubectl get pvc -A), raise the pool's quota, or lower "
+        "model_engine_model_cache.storage (it must still hold the largest checkpoint with headroom).")),
+    "cache_claim_pending": Cause(FAILED, "The model-cache claim cannot be provisioned", (
+        "Read the provisioner's error in the evidence (kubectl describe pvc <name>-model-cache) and fix the StorageClass or the "
+        "storage behind it.")),
+    "cache_volume_node_conflict": Cause(FAILED, "The model-cache volume is on a node the pod cannot run on (volume node affinity)", (
+        "A node-local (ReadWriteOnce) volume bound with volumeBindingMode Immediate lands on whichever node the provisioner picks, "
+        "here not the GPU node. Use a StorageClass with volumeBindingMode: WaitForFirstConsumer, or network storage (CephFS, RBD), "
+        "then delete and create the endpoint so that its claim is provisioned again.")),
+    "cache_lock_stale": Cause(FAILED, "A stale model-cache download lock: its heartbeat stopped and nothing breaks it", (
+        "Remove it: kubectl exec <pod> -c main -- rm -rf <model dir>/.download.lock (a replica that runs the download protocol "
+        "breaks a lock older than modelCache.lockStaleSeconds by itself; the next pod then downloads into a clean folder).")),
+    "cache_lock_orphaned": Cause(PROGRESSING, "A replica waits on a stale model-cache lock: its holder is gone", (
+        "Nothing is lost by waiting: the replica breaks the lock once it is modelCache.lockStaleSeconds old. To go faster remove "
+        "it: kubectl exec <pod> -c main -- rm -rf <model dir>/.download.lock (the waiting replica takes it within 10 s).")),
+    "cache_waiting": Cause(PROGRESSING, "A replica waits for another replica's download into the model cache", (
+        "Nothing to fix: it starts once the other replica has written the marker (the lock's heartbeat is fresh).")),
+    "cache_hit": Cause(PROGRESSING, "Cache hit: the claim's model files are complete, nothing downloaded; vLLM loads them", (
+        "Nothing to fix yet.")),
     "building": Cause(PROGRESSING, "The endpoint builder is building the endpoint", "Nothing to fix yet."),
     "update_queued": Cause(PROGRESSING, "An update is being built; the current pods keep serving", "Nothing to fix yet."),
     "scheduling": Cause(PROGRESSING, "The pod is being scheduled or its containers created", "Nothing to fix yet."),
@@ -275,6 +317,120 @@ def rule_objects_missing(view):
     if view.obs.deployment is not None or view.status != "READY":
         return None
     return view.verdict("objects_missing", None, [view.api_line(), "no Deployment %s" % view.obs.resource_name])
+
+
+# ---------------------------------------------------------------------------------------------- the model cache
+CLAIM_CAUSES = {"no_class": "cache_claim_no_class", "access_mode": "cache_claim_access_mode", "capacity": "cache_claim_capacity",
+                "failed": "cache_claim_pending", "no_provisioner": "cache_claim_no_provisioner"}
+VOLUME_CONFLICT = "volume node affinity conflict"
+
+
+def _cache_fallback(view, c):
+    """The async-bug fallback: the pod template has an EmptyDir (or no cache volume at all) and no claim came, or the
+    builder logged the RuntimeWarning and no claim came."""
+    tmpl = c["template"]
+    if not (tmpl.get("volume") == "emptyDir" or (c["claim"] is None and (c["builder_warning"] or tmpl.get("volume") is None))):
+        return None
+    evidence = ["endpoint builder log: %s" % c["builder_warning"]] if c["builder_warning"] else []
+    if tmpl.get("volume") == "emptyDir":
+        evidence.append("the pod template mounts volume %s at %s as an EmptyDir" % (model_cache.VOLUME, tmpl.get("mount_path")))
+    elif tmpl.get("volume") is None:
+        evidence.append("the pod template has no %s volume: the files go to ephemeral storage" % model_cache.VOLUME)
+    if c["claim"] is None:
+        evidence.append("no claim %s exists" % c["claim_name"])
+    evidence.append("the gateway's record says _llm.model_cache_enabled: true")
+    return view.verdict("cache_emptydir_fallback", "The model cache fell back to %s: every pod restart downloads again" % (
+        "an EmptyDir" if tmpl.get("volume") == "emptyDir" else "ephemeral storage"), evidence)
+
+
+def _pending_lines(view):
+    return ["pod %s Pending: %s" % (p["metadata"]["name"], unschedulable_message(p)) for p in view.problem_pods if unschedulable_message(p)]
+
+
+def _node_conflict(view, c):
+    msgs = [m for m in _pending_lines(view) if VOLUME_CONFLICT in m]
+    if not msgs:
+        return None
+    sc = c.get("storage_class") or {}
+    evidence = [*msgs[:2], "volume %s may only be used on node(s) %s" % (
+        (c["claim"].get("spec") or {}).get("volumeName"), ", ".join(model_cache.pv_nodes(c["pv"]) or ["?"]))]
+    if sc:
+        evidence.append("StorageClass %s: provisioner %s, volumeBindingMode %s" % (
+            sc["metadata"]["name"], sc.get("provisioner"), sc.get("volumeBindingMode") or "Immediate"))
+    return view.verdict("cache_volume_node_conflict", "The model-cache claim %s is bound to a volume on %s, where the pod cannot "
+                        "run" % (c["claim_name"], ", ".join(model_cache.pv_nodes(c["pv"]) or ["another node"])), evidence)
+
+
+def rule_cache_claim(view):
+    """The model cache's claim (an endpoint whose record says `model_cache_enabled`): the async-bug EmptyDir fallback
+    (`cache_emptydir_fallback`), the claim missing, Pending for a reason its events name (no class, no provisioner,
+    access mode, capacity), or bound to a volume on another node than the pod can use."""
+    c = view.obs.cache
+    if not c or view.obs.deployment is None:
+        return None
+    verdict = _cache_fallback(view, c)
+    if verdict is not None:
+        return verdict
+    if c["claim"] is None:
+        return view.verdict("cache_claim_missing", "The model-cache claim %s does not exist" % c["claim_name"],
+                            _pending_lines(view) or ["no claim %s" % c["claim_name"]])
+    state, evidence = model_cache.claim_state(c["claim"], c["claim_events"], now=view.obs.now, bind_timeout=view.limits["claim_bind_timeout"])
+    if state in CLAIM_CAUSES:
+        return view.verdict(CLAIM_CAUSES[state], "The model-cache claim %s stays Pending: %s" % (
+            c["claim_name"], CAUSES[CLAIM_CAUSES[state]].title.lower()), evidence + _pending_lines(view)[:2])
+    if state == "pending" and view.problem_pods:
+        return view.verdict("scheduling", "The model-cache claim %s is being provisioned; the pod waits for it" % c["claim_name"],
+                            evidence)
+    return _node_conflict(view, c) if state == "bound" else None
+
+
+def _waiting(view, pod_name):
+    """Whether the pod's main log says it waits for another replica's lock (its last protocol line)."""
+    lines = [x for x in _logs(view, {"metadata": {"name": pod_name}}, "main")
+             if model_cache.WAITING_LINE in x or "cp s3://" in x or "download: s3://" in x or "stale model cache lock" in x]
+    return bool(lines) and model_cache.WAITING_LINE in lines[-1]
+
+
+def cache_evaluation(view):
+    """The marker check of the cache folder (see model_cache.evaluate_marker), or None when it was not read."""
+    c = view.obs.cache
+    if not c or c.get("marker") is None:
+        return None
+    return model_cache.evaluate_marker(c["marker"], c["pod"].get("fingerprint"), view.limits["lock_fresh_seconds"],
+                                       c["pod"].get("lock_stale_seconds"))
+
+
+def rule_cache_lock(view):
+    """The cache folder's download lock: a replica waiting on a fresh lock (`cache_waiting`), on an orphaned one
+    (`cache_lock_orphaned`: its heartbeat stopped, it is broken at lockStaleSeconds), or a stale lock nothing breaks."""
+    ev = cache_evaluation(view)
+    if ev is None or not ev["lock"]:
+        return None
+    c = view.obs.cache
+    pod, stale = c["marker_pod"], c["pod"].get("lock_stale_seconds")
+    waiting = _waiting(view, pod) and any(p["metadata"]["name"] == pod for p in view.problem_pods)
+    where = "%s/%s" % (c["model_dir"], model_cache.LOCK)
+    if ev["fresh"]:
+        if not waiting:
+            return None
+        return view.verdict("cache_waiting", "Pod %s waits for another replica's download into the model cache (lock heartbeat %ss old)" % (
+            pod, ev["lock_age"]), ["pod %s main log: %s" % (pod, model_cache.WAITING_LINE), "lock %s, heartbeat %ss old" % (where, ev["lock_age"])])
+    evidence = ["lock %s: heartbeat %ss old (fresh: at most %ds; broken after lockStaleSeconds %s)" % (
+        where, ev["lock_age"], view.limits["lock_fresh_seconds"], stale)]
+    if waiting and not ev["stale"]:
+        left = (stale or 0) - (ev["lock_age"] or 0)
+        evidence.append("pod %s main log: %s" % (pod, model_cache.WAITING_LINE))
+        return view.verdict("cache_lock_orphaned", "Stale model-cache lock: pod %s waits on a lock whose holder stopped %ss ago; it breaks "
+                            "it in about %s" % (pod, ev["lock_age"], duration(max(0, left))), evidence)
+    return view.verdict("cache_lock_stale", "Stale model-cache lock %s (heartbeat %ss old) and no replica breaks it" % (where, ev["lock_age"]),
+                        evidence)
+
+
+def cache_hit(view, pod_name):
+    """Whether ``pod_name``'s files came from the cache (the marker matched before its main container started)."""
+    ev = cache_evaluation(view)
+    c = view.obs.cache
+    return bool(ev and c.get("marker_pod") == pod_name and model_cache.cache_hit(ev, c.get("started_at"), c.get("downloaded_lines")))
 
 
 # ---------------------------------------------------------------------------------------------- scheduling
@@ -624,6 +780,9 @@ def rule_download(view):
     installs = "pip install" in " ".join(_command(pod))
     samples = [s for s in view.obs.history.get("samples") or [] if s[2] == dl["pod"]]
     cause, summary, evidence, facts = judge_download(dl, samples, view.limits, _running_for(view, pod), installs)
+    if cause == "loading" and cache_hit(view, dl["pod"]):
+        cause, summary = "cache_hit", "Cache hit: the model files in claim %s are complete (%s, fingerprint matches), nothing was " \
+            "downloaded; vLLM is loading them" % (view.obs.cache["claim_name"], format_bytes(dl["bytes_present"]))
     if view.serving and CAUSES[cause].state == PROGRESSING:
         summary += " (new pod of a rollout; the old pod(s) still serve)"
     return view.verdict(cause, summary, ["pod %s" % dl["pod"], *evidence], container="main", download=facts)
@@ -693,8 +852,11 @@ def rule_serving(view):
     current_ready = [p for p in view.current if is_ready(p)]
     if not current_ready and view.desired:
         return None
-    return view.verdict("serving", "READY; %d pod(s) ready" % len(current_ready) if view.desired else "READY; scaled to zero",
-                        [view.api_line()] + ["pod %s ready" % p["metadata"]["name"] for p in current_ready[:3]])
+    summary = "READY; %d pod(s) ready" % len(current_ready) if view.desired else "READY; scaled to zero"
+    hit = [p["metadata"]["name"] for p in current_ready if cache_hit(view, p["metadata"]["name"])]
+    if hit:
+        summary += "; cache hit on %s: its model files came from claim %s, nothing was downloaded" % (hit[0], view.obs.cache["claim_name"])
+    return view.verdict("serving", summary, [view.api_line()] + ["pod %s ready" % p["metadata"]["name"] for p in current_ready[:3]])
 
 
 def rule_starting(view):
@@ -706,9 +868,9 @@ def rule_starting(view):
 
 
 RULES = (
-    rule_absent, rule_update_failed, rule_builder_down, rule_stuck_pending, rule_building, rule_objects_missing,
-    rule_unschedulable, rule_failed_mount, rule_image_pull, rule_storage_exceeded, rule_oom_killed, rule_crash, rule_download,
-    rule_verification, rule_update_queued, rule_rollout_pending, rule_serving, rule_starting,
+    rule_absent, rule_update_failed, rule_builder_down, rule_stuck_pending, rule_building, rule_objects_missing, rule_cache_claim,
+    rule_unschedulable, rule_failed_mount, rule_image_pull, rule_storage_exceeded, rule_oom_killed, rule_crash, rule_cache_lock,
+    rule_download, rule_verification, rule_update_queued, rule_rollout_pending, rule_serving, rule_starting,
 )
 
 

@@ -19,11 +19,11 @@ from ansible_collections.odp.model_engine.plugins.module_utils.errors import Kub
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes, quantity_to_cores
 
 try:
-    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api, PolicyV1Api
+    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api, PolicyV1Api, StorageV1Api
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 except ImportError:  # reported by ModelEngineModule(requires=("kubernetes",))
-    AppsV1Api = AutoscalingV2Api = CoreV1Api = PolicyV1Api = stream = None
+    AppsV1Api = AutoscalingV2Api = CoreV1Api = PolicyV1Api = StorageV1Api = stream = None
 
     class ApiException(Exception):  # so that ``except ApiException`` stays valid without the client
         status = None
@@ -61,6 +61,8 @@ KINDS = {
     "Event": ("core", "event", True),
     "Endpoints": ("core", "endpoints", True),
     "PersistentVolumeClaim": ("core", "persistent_volume_claim", True),
+    "PersistentVolume": ("core", "persistent_volume", False),
+    "StorageClass": ("storage", "storage_class", False),
     "Node": ("core", "node", False),
     "Deployment": ("apps", "deployment", True),
     "ReplicaSet": ("apps", "replica_set", True),
@@ -86,6 +88,7 @@ class Kube(object):
         self.apps = AppsV1Api(self.client)
         self.autoscaling = AutoscalingV2Api(self.client)
         self.policy = PolicyV1Api(self.client)
+        self.storage = StorageV1Api(self.client)
 
     def call(self, what, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` as plain data; KubeError (with the HTTP status) when it fails."""
@@ -108,6 +111,12 @@ class Kube(object):
             if e.status == 404:
                 return MISSING
             raise
+
+    def create(self, kind, body, namespace=None):
+        """Create an object (a dict body); the created object."""
+        fn, namespaced = self._method("create", kind)
+        args = (namespace, body) if namespaced else (body,)
+        return self.call("Creating %s %s/%s" % (kind, namespace or "", (body.get("metadata") or {}).get("name")), fn, *args)
 
     def delete(self, kind, name, namespace=None):
         """Delete an object; False when it was already gone."""

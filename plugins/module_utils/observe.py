@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 
+from ansible_collections.odp.model_engine.plugins.module_utils import cache_observe, model_cache
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import get_endpoint, resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, S3Error
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_status, is_ready
@@ -50,6 +51,7 @@ class Observation(object):
         self.builder_pods = []
         self.nodes = None              # node capacity, read when a pod cannot be scheduled
         self.download = None           # see Observer.measure_download
+        self.cache = None              # the model cache (cache_observe.py), for an endpoint that uses it
         self.history = {}              # carried between the steps of a wait (samples, first seen states)
 
     @property
@@ -116,8 +118,10 @@ class Observer(object):
             self._read_logs(obs, pod, ns, logs)
         if any(unschedulable_message(p) for p in obs.pods):
             obs.nodes = shared["capacity"]() if "capacity" in shared else self.kube.capacity()
+        cache_observe.observe(self, obs, ns)
         if self.p.get("measure_download", True):
             self.measure_download(obs)
+            cache_observe.marker(self, obs, ns)
 
     def _read_logs(self, obs, pod, ns, logs):
         """The logs the judge needs of ``pod``: the download container's from its beginning too (HEAD_BYTES)."""
@@ -209,23 +213,29 @@ class Observer(object):
         if pod is None:
             return
         obs.download = {"pod": pod["metadata"]["name"], "error": None}
-        self.measure_pod_download(pod, obs.download, obs.record.get("checkpoint_path"), obs.history)
+        self.measure_pod_download(pod, obs.download, obs.record.get("checkpoint_path"), obs.history,
+                                  cache_dir=(obs.cache or {}).get("model_dir"))
 
-    def measure_pod_download(self, pod, dl, checkpoint=None, history=None):
+    def measure_pod_download(self, pod, dl, checkpoint=None, history=None, cache_dir=None):
         """Fill ``dl`` with the model folder of ``pod`` (one exec): ``exists``, ``files`` (count), ``listing``,
         ``pod_now``, ``newest_mtime``, bytes present/expected, ``percent``, ``complete``, ``temp_files``; append a
-        sample to ``history["samples"]``. An exec that cannot run sets ``dl["error"]`` (no python, exec refused)."""
+        sample to ``history["samples"]``. An exec that cannot run sets ``dl["error"]`` (no python, exec refused).
+        ``cache_dir``: the model cache's folder (measured instead of ``model_dir``, with its marker in ``dl["marker"]``)."""
         from ansible_collections.odp.model_engine.plugins.module_utils.sync_verify import compare, run_agent_in_pod
 
         pname = pod["metadata"]["name"]
+        request = {"root": cache_dir or self.p.get("model_dir") or "model_files", "files": {}, "marker": bool(cache_dir)}
         try:
             target = {"namespace": self.p.get("namespace") or "llm-core", "pod": pname, "container": self.p.get("container") or "main",
                       "python": self.p.get("python") or "python3"}
-            answer = run_agent_in_pod(self.kube, target, {"root": self.p.get("model_dir") or "model_files", "files": {}}, timeout=120)
+            answer = run_agent_in_pod(self.kube, target, request, timeout=120)
         except KubeError as e:
             dl["error"] = str(e)  # the judge says it cannot measure
             return
         files = answer.get("files") or {} if answer.get("exists") else {}
+        if cache_dir:
+            files = model_cache.strip_protocol_files(files)
+            dl["marker"] = answer.get("marker")
         now = answer.get("now") or time.time()
         dl.update(exists=bool(answer.get("exists")), files=len(files), listing=files, pod_now=now,
                   newest_mtime=max([f.get("mtime") or 0 for f in files.values()] or [None], key=lambda x: x or 0))

@@ -16,7 +16,7 @@ import re
 import time
 import zlib
 
-from ansible_collections.odp.model_engine.plugins.module_utils import s3, verify_agent, waiter
+from ansible_collections.odp.model_engine.plugins.module_utils import model_cache, s3, verify_agent, waiter
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError, SpecError
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, judge_download, judge_pods
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import record_verification
@@ -254,6 +254,8 @@ class Target(object):
         self.kube = None
         self.pod = None
         self.pod_name = None
+        self.cache = None         # the pod's model cache (model_cache.pod_cache) when its command runs the protocol
+        self.model_dir = self.p.get("model_dir") or "model_files"
         if not self.p.get("path"):
             module.require("kubernetes")
             from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube  # the client costs ~1 s to import
@@ -263,7 +265,7 @@ class Target(object):
     def describe(self):
         if self.p.get("path"):
             return "path %s" % self.p["path"]
-        return "pod %s/%s container %s folder %s" % (self.p["namespace"], self.pod_name, self.p["container"], self.p["model_dir"])
+        return "pod %s/%s container %s folder %s" % (self.p["namespace"], self.pod_name, self.p["container"], self.model_dir)
 
     def resolve_pod(self):
         """The pod to inspect (for endpoint_id / endpoint_name: the newest pod of the endpoint) and its state."""
@@ -273,14 +275,33 @@ class Target(object):
                 self.p.get("pod") or self.p.get("endpoint_id") or self.p.get("endpoint_name"), self.p["namespace"]))
         self.pod = pods[0]
         self.pod_name = self.pod["metadata"]["name"]
+        cache = model_cache.pod_cache(self.pod, self.p["container"])
+        self.cache = cache if cache.get("fingerprint") else None
+        # by default the folder the pod's vLLM loads (--model): model_files, or <mountPath>/model_files with the model cache
+        self.model_dir = self.p.get("model_dir") or cache.get("model_dir") or "model_files"
         return self.pod
 
     def inspect(self, files):
-        request = {"root": self.p.get("path") or self.p["model_dir"], "files": files, "workers": self.p.get("workers")}
+        request = {"root": self.p.get("path") or self.model_dir, "files": files, "workers": self.p.get("workers"),
+                   "marker": self.cache is not None}
         if self.p.get("path"):
             return verify_agent.inspect(request)
         target = {"namespace": self.p["namespace"], "pod": self.pod_name, "container": self.p["container"], "python": self.p["python"]}
-        return run_agent_in_pod(self.kube, target, request, self.p["exec_timeout"])
+        answer = run_agent_in_pod(self.kube, target, request, self.p["exec_timeout"])
+        if self.cache is not None:
+            answer["files"] = model_cache.strip_protocol_files(answer.get("files"))
+        return answer
+
+    def marker_check(self, answer):
+        """The cache marker's check (``.complete`` present and matching, the lock absent or fresh), or None."""
+        if self.cache is None:
+            return None
+        ev = model_cache.evaluate_marker(answer.get("marker"), self.cache["fingerprint"], self.p["lock_fresh_seconds"],
+                                         self.cache.get("lock_stale_seconds"))
+        if not ev["complete"]:
+            ev["problems"].append({"file": model_cache.MARKER, "problem": "cache_marker_missing",
+                                   "detail": "no %s in %s: the next pod downloads again" % (model_cache.MARKER, self.model_dir)})
+        return dict(ev, model_dir=self.model_dir, claim=self.cache.get("claim"), volume=self.cache.get("volume"))
 
 
 def _checkpoint(p):
@@ -317,8 +338,12 @@ class Listing(object):
         files = answer["files"] if answer["exists"] else {}
         result = compare(self.expected, files, self.index)
         result["model_dir_exists"] = answer["exists"]
+        cache = self.target.marker_check(answer)
+        if cache is not None:
+            result["cache"] = cache
         self.result = result
-        if result["complete"] or not self.p["wait"]:
+        finishing = bool(cache) and not cache["complete"] and bool(cache["fresh"])   # the marker comes right after the files
+        if (result["complete"] and not (finishing and self.p["wait"])) or not self.p["wait"]:
             return waiter.done(result, "%.1f%% complete" % result["percent"])
         problem = judge_pods(_pod_observation(self.pod)) if self.pod else None
         if problem is not None:
@@ -359,6 +384,9 @@ def _deep(module, target, expected, index, part_sizes):
     result = compare(expected, answer["files"], index, deep=answer["files"], manifest=manifest)
     result["model_dir_exists"] = answer["exists"]
     result["deep_errors"] = answer.get("errors", [])
+    cache = target.marker_check(answer)
+    if cache is not None:
+        result["cache"] = cache
     return result
 
 
@@ -392,10 +420,13 @@ def run(module):
         result = _deep(module, target, expected, index, part_sizes)
     result.update(mode=p["mode"], progress=w.lines, elapsed=round(elapsed, 2), checked=target.describe(), pod=target.pod_name)
     module.result["changed"] = _record(module, target, result)
-    if p["fail_on_problems"] and not result["complete"]:
-        summary = "; ".join("%s: %s" % (x["file"], x["problem"]) for x in result["problems"][:10])
-        raise VerifyError("Model files do not match %s (%d problem(s)): %s" % (p["checkpoint_path"], len(result["problems"]), summary),
-                          **dict(result, changed=module.result["changed"]))
+    cache_problems = (result.get("cache") or {}).get("problems") or []
+    if p["fail_on_problems"] and (not result["complete"] or cache_problems):
+        found = result["problems"] + cache_problems
+        summary = "; ".join("%s: %s" % (x["file"], x["problem"]) for x in found[:10])
+        what = "Model files do not match %s" % p["checkpoint_path"] if not result["complete"] else \
+            "The model cache's marker check failed in %s" % target.model_dir
+        raise VerifyError("%s (%d problem(s)): %s" % (what, len(found), summary), **dict(result, changed=module.result["changed"]))
     return result
 
 

@@ -11,8 +11,9 @@ Request (JSON, or ``z:`` + base64 of the zlib-compressed JSON, which keeps the e
 
     {"root": "model_files",
      "files": {"<relative name>": {"md5_part_size": int|null, "md5": bool, "sha256": bool, "safetensors": bool}},
-     "workers": int}               # hashing threads; default: the CPUs this process may use
+     "workers": int,               # hashing threads; default: the CPUs this process may use
                                    # (affinity mask and cgroup CPU quota, not the node's core count)
+     "marker": bool}               # also answer "marker": the model cache's .complete and lock (read_marker)
 
 Every regular file below ``root`` is listed; the named files are also hashed/parsed as asked.
 ``files`` empty (or absent) is a *listing*: names, sizes and modification times only, no file is
@@ -407,9 +408,31 @@ def root_problem(root):
     return None
 
 
+def read_marker(root):
+    """The model cache's marker and lock in ``root``: the content and time of ``.complete``, whether
+    ``.download.lock`` exists, its heartbeat (seconds since the epoch) and time, and this clock's ``now``."""
+    out = {"now": time.time(), "complete": None, "complete_mtime": None, "lock": False, "heartbeat": None, "lock_mtime": None}
+    try:
+        with open(os.path.join(root, ".complete")) as f:
+            out["complete"] = f.read(4096)
+        out["complete_mtime"] = os.stat(os.path.join(root, ".complete")).st_mtime
+    except OSError:
+        pass
+    lock = os.path.join(root, ".download.lock")
+    try:
+        out["lock_mtime"] = os.stat(lock).st_mtime
+        out["lock"] = True
+        with open(os.path.join(lock, "heartbeat")) as f:
+            out["heartbeat"] = int(f.read(64).strip())
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def inspect(request):
     root = request.get("root") or "."
     answer = {"root": os.path.abspath(root), "exists": os.path.isdir(root), "now": time.time(), "files": {}, "errors": []}
+    answer.update({"marker": read_marker(root)} if request.get("marker") else {})
     problem = root_problem(root)
     if problem:
         answer["problem"] = problem

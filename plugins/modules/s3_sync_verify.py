@@ -56,9 +56,18 @@ options:
     type: str
     default: main
   model_dir:
-    description: Folder of the files inside the container, relative to its working directory or absolute.
+    description:
+      - Folder of the files inside the container, relative to its working directory or absolute.
+      - By default the folder the pod's vLLM loads (its C(--model)) - C(model_files), or C(<mountPath>/model_files)
+        for an endpoint that uses the model cache (the chart's C(modelCache); the pod's command then runs the cache's
+        lock/marker protocol and the marker is checked too, see RV(cache)).
     type: str
-    default: model_files
+  lock_fresh_seconds:
+    description:
+      - With the model cache, the age up to which the download lock's heartbeat counts as fresh (the downloading
+        replica rewrites it every 30 seconds); an older lock is a problem (C(cache_lock_stale)).
+    type: int
+    default: 90
   python:
     description: Python interpreter inside the container, used to run the verification helper.
     type: str
@@ -255,6 +264,16 @@ elapsed:
   returned: success
   type: float
   sample: 0.42
+cache:
+  description:
+    - For a pod that uses the model cache, the marker check of its folder - C(complete) (C(.complete) present),
+      C(matches) (it holds the pod's fingerprint), C(lock), C(lock_age), C(fresh), C(stale), C(problems)
+      (C(cache_marker_missing), C(cache_marker_mismatch), C(cache_lock_stale)), C(model_dir), C(claim), C(volume)
+      (C(claim), or C(emptyDir) when the builder fell back to one). Marker problems fail the task like file problems.
+  returned: when the pod uses the model cache
+  type: dict
+  sample: {complete: true, matches: true, lock: false, lock_age: null, fresh: null, stale: null, problems: [],
+           model_dir: /mnt/model-cache/model_files, claim: launch-endpoint-id-end-x-model-cache, volume: claim}
 mode:
   description: The mode used.
   returned: success
@@ -279,7 +298,8 @@ def main():
         endpoint_name=dict(type="str"),
         namespace=dict(type="str", default="llm-core"),
         container=dict(type="str", default="main"),
-        model_dir=dict(type="str", default="model_files"),
+        model_dir=dict(type="str"),
+        lock_fresh_seconds=dict(type="int", default=90),
         python=dict(type="str", default="python3"),
         mode=dict(type="str", default="quick", choices=["quick", "deep"]),
         check_etag=dict(type="bool", default=True),

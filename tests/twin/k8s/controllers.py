@@ -21,6 +21,7 @@ from . import resources as R
 from .addons import AddOnControllers
 from .errors import ApiError
 from .selectors import labels_match, selector_from_label_selector
+from .storage import VolumeControllers
 from .store import random_suffix
 
 if TYPE_CHECKING:
@@ -166,11 +167,13 @@ class ControllerManager:
         self.store.add_listener(self._on_event)
         self.errors: list[str] = []
         self.addons = AddOnControllers(self)
+        self.volumes = VolumeControllers(self)
+        self._volume_wait: dict[str, str] = {}   # pod uid -> node chosen while its WaitForFirstConsumer claims bind
 
     _KEYS = {R.POD.key, R.REPLICASET.key, R.DEPLOYMENT.key, R.NODE.key, R.NAMESPACE.key, R.SERVICE.key}
 
     def _on_event(self, ev) -> None:
-        if ev.key in self._KEYS or ev.key in AddOnControllers.KEYS:
+        if ev.key in self._KEYS or ev.key in AddOnControllers.KEYS or ev.key in VolumeControllers.KEYS:
             self._wake.set()
 
     def wake(self) -> None:
@@ -207,6 +210,7 @@ class ControllerManager:
             self.sync_deployment(d)
         for rs in self.store.list_raw(R.REPLICASET.key):
             self.sync_replicaset(rs)
+        self.volumes.reconcile()
         self.schedule()
         self.sync_endpoints()
         self.addons.reconcile()
@@ -562,37 +566,70 @@ class ControllerManager:
         nodes = sorted(self.store.list_raw(R.NODE.key), key=lambda n: n["metadata"]["name"])
         used: dict[str, Counter] = {n["metadata"]["name"]: Counter() for n in nodes}
         for p in pods:
-            nn = p["spec"].get("nodeName")
+            nn = p["spec"].get("nodeName") or self._volume_wait.get(p["metadata"]["uid"])   # assumed while volumes bind
             if nn in used and (p.get("status") or {}).get("phase") not in TERMINAL:
                 used[nn].update(pod_requests(p))
+        pending_uids = {p["metadata"]["uid"] for p in pending}
+        for uid in [u for u in self._volume_wait if u not in pending_uids]:
+            del self._volume_wait[uid]
         sig_base = json.dumps([[n["metadata"]["name"], n["metadata"]["resourceVersion"]] for n in nodes] +
                               sorted([k, sorted(v.items())] for k, v in used.items()))
         for pod in pending:
-            uid = pod["metadata"]["uid"]
-            ok_nodes, reasons = [], []
-            req = pod_requests(pod)
-            for n in nodes:
-                why = self._node_unfit(pod, n, req, used[n["metadata"]["name"]])
-                if why is None:
-                    ok_nodes.append(n)
-                else:
-                    reasons.append(why)
-            if ok_nodes:
-                def score(n):
-                    alloc = n["status"].get("allocatable") or {}
-                    u = used[n["metadata"]["name"]]
-                    fr = [u[r] / parse_quantity(alloc[r]) for r in ("cpu", "memory") if parse_quantity(alloc.get(r, 0))]
-                    return (sum(fr), n["metadata"]["name"])
-                node = min(ok_nodes, key=score)
-                self._bind(pod, node["metadata"]["name"])
-                used[node["metadata"]["name"]].update(req)
-                self._sched_sig.pop(uid, None)
-                continue
-            sig = sig_base
-            if self._sched_sig.get(uid) == sig:
-                continue
-            self._sched_sig[uid] = sig
-            self._unschedulable(pod, self._fit_message(len(nodes), reasons))
+            self._schedule_one(pod, nodes, used, sig_base)
+
+    def _schedule_one(self, pod: dict, nodes: list[dict], used: dict[str, Counter], sig_base: str) -> None:
+        uid = pod["metadata"]["uid"]
+        rejection, bound, delayed = self.volumes.prefilter(pod)
+        if rejection:
+            sig = sig_base + rejection + self._claims_sig(pod)
+            if self._sched_sig.get(uid) != sig:
+                self._sched_sig[uid] = sig
+                self._unschedulable(pod, self._prefilter_message(len(nodes), rejection))
+            return
+        waiting = self._volume_wait.get(uid)
+        if waiting:   # PreBind: the pod is bound once the provisioner has bound its claims on the chosen node
+            if self.volumes.select_node(delayed, waiting):
+                del self._volume_wait[uid]
+                self._bind(pod, waiting)
+            return
+        ok_nodes, reasons = [], []
+        req = pod_requests(pod)
+        for n in nodes:
+            why = self._node_unfit(pod, n, req, used[n["metadata"]["name"]], bound)
+            if why is None:
+                ok_nodes.append(n)
+            else:
+                reasons.append(why)
+        if ok_nodes:
+            def score(n):
+                alloc = n["status"].get("allocatable") or {}
+                u = used[n["metadata"]["name"]]
+                fr = [u[r] / parse_quantity(alloc[r]) for r in ("cpu", "memory") if parse_quantity(alloc.get(r, 0))]
+                return (sum(fr), n["metadata"]["name"])
+            node = min(ok_nodes, key=score)["metadata"]["name"]
+            used[node].update(req)
+            self._sched_sig.pop(uid, None)
+            if delayed and not self.volumes.select_node(delayed, node):
+                self._volume_wait[uid] = node
+                return
+            self._bind(pod, node)
+            return
+        sig = sig_base + self._claims_sig(pod)
+        if self._sched_sig.get(uid) == sig:
+            return
+        self._sched_sig[uid] = sig
+        self._unschedulable(pod, self._fit_message(len(nodes), reasons))
+
+    def _claims_sig(self, pod: dict) -> str:
+        ns = pod["metadata"]["namespace"]
+        return json.dumps([(c, (self.store.get_raw(R.PVC.key, ns, c) or {}).get("metadata", {}).get("resourceVersion"))
+                           for c in self.volumes.pod_claims(pod)])
+
+    @staticmethod
+    def _prefilter_message(n_nodes: int, rejection: str) -> str:
+        """A PreFilter rejection (VolumeBinding) names no node: ``0/2 nodes are available: <reason>. preemption: ...``."""
+        return (f"0/{n_nodes} nodes are available: {rejection}. preemption: 0/{n_nodes} nodes are available: "
+                f"{n_nodes} Preemption is not helpful for scheduling.")
 
     @staticmethod
     def _tolerates(tols: list, taint: dict) -> bool:
@@ -610,7 +647,7 @@ class ControllerManager:
                 return True
         return False
 
-    def _node_unfit(self, pod: dict, node: dict, req: dict, used: Counter) -> tuple[str, list[str]] | None:
+    def _node_unfit(self, pod: dict, node: dict, req: dict, used: Counter, volumes: list | tuple = ()) -> tuple[str, list[str]] | None:
         """None when the pod fits, else (kind, reasons) with kind 'unresolvable' or 'resources'."""
         spec = pod["spec"]
         nspec = node.get("spec") or {}
@@ -639,6 +676,8 @@ class ControllerManager:
                 missing.append("Too many pods" if r == "pods" else f"Insufficient {r}")
         if missing:
             return ("resources", missing)
+        if volumes and VolumeControllers.node_conflict(list(volumes), labels):
+            return ("unresolvable", ["node(s) had volume node affinity conflict"])
         return None
 
     @staticmethod

@@ -283,10 +283,19 @@ def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta
             cells = [name, len(o.get("secrets") or []), age(o)]
         elif kind == "PersistentVolumeClaim":
             cap = ",".join(f"{v}" for v in (st.get("capacity") or {}).values())
-            cells = [name, st.get("phase", "Pending"), spec.get("volumeName", ""), cap,
-                     ",".join({"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX"}.get(a, a)
-                              for a in st.get("accessModes") or []),
-                     spec.get("storageClassName", "<unset>"), "<unset>", age(o)]
+            cells = [name, st.get("phase", "Pending"), spec.get("volumeName", ""), cap, _modes(st.get("accessModes")),
+                     spec.get("storageClassName", "<unset>"), spec.get("volumeAttributesClassName") or "<unset>", age(o)]
+        elif kind == "PersistentVolume":
+            ref = spec.get("claimRef") or {}
+            claim = f"{ref.get('namespace')}/{ref.get('name')}" if ref else ""
+            cells = [name, (spec.get("capacity") or {}).get("storage", ""), _modes(spec.get("accessModes")),
+                     spec.get("persistentVolumeReclaimPolicy", "Retain"), st.get("phase", "Pending"), claim,
+                     spec.get("storageClassName", ""), spec.get("volumeAttributesClassName") or "<unset>",
+                     st.get("reason", ""), age(o), spec.get("volumeMode", "Filesystem")]
+        elif kind == "StorageClass":
+            default = (m.get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+            cells = [name + (" (default)" if default else ""), o.get("provisioner", ""), o.get("reclaimPolicy", "Delete"),
+                     o.get("volumeBindingMode", "Immediate"), bool(o.get("allowVolumeExpansion")), age(o)]
         elif kind == "HorizontalPodAutoscaler":
             ref = spec.get("scaleTargetRef") or {}
             cells = [name, f"{ref.get('kind')}/{ref.get('name')}", "<unknown>", spec.get("minReplicas", 1),
@@ -324,6 +333,13 @@ def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta
     elif kind == "PersistentVolumeClaim":
         cols += [_col("Status"), _col("Volume"), _col("Capacity"), _col("Access Modes"), _col("StorageClass"),
                  _col("VolumeAttributesClass"), _col("Age")]
+    elif kind == "PersistentVolume":
+        cols += [_col("Capacity"), _col("Access Modes"), _col("Reclaim Policy"), _col("Status"), _col("Claim"),
+                 _col("StorageClass"), _col("VolumeAttributesClass"), _col("Reason"), _col("Age"),
+                 _col("VolumeMode", prio=1)]
+    elif kind == "StorageClass":
+        cols += [_col("Provisioner"), _col("ReclaimPolicy"), _col("VolumeBindingMode"),
+                 _col("AllowVolumeExpansion", "boolean"), _col("Age")]
     elif kind == "HorizontalPodAutoscaler":
         cols += [_col("Reference"), _col("Targets"), _col("MinPods", "integer"), _col("MaxPods", "integer"),
                  _col("Replicas", "integer"), _col("Age")]
@@ -334,6 +350,11 @@ def table_for(rt: ResourceType, objs: list[dict], include_object: str, list_meta
     else:
         cols += [_col("Created At", "date")]
     return _table(cols, rows_cells, include_object, list_meta)
+
+
+def _modes(modes) -> str:
+    short = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+    return ",".join(short.get(a, a) for a in modes or [])
 
 
 def _table(cols: list, rows_cells: list, include_object: str, list_meta: dict) -> dict:

@@ -22,6 +22,7 @@ from .openapi import OpenAPI
 from .portforward import PortForwarder
 from .runtime import PodRuntime
 from .server import ApiServer
+from .storage import Provisioner
 from .store import Store, event_name
 from .streaming import Streams
 
@@ -59,6 +60,8 @@ class Emulator:
         self.decoder = Decoder(self.openapi.v2["definitions"])
         self.runtimes: list[PodRuntime] = []
         self.image_exists: Callable[[str], bool] = lambda image: True
+        # CSI external provisioners the cluster runs (storage.py); a StorageClass naming another one never provisions.
+        self.provisioners: dict[str, Provisioner] = {}
         self.api = ApiServer(self)
         self.streams = Streams(self)
         self.portforward = PortForwarder(self)
@@ -86,8 +89,29 @@ class Emulator:
     def pods_dir(self) -> pathlib.Path:
         return self.state_dir / "pods"
 
+    @property
+    def volumes_dir(self) -> pathlib.Path:
+        """Where PersistentVolumes keep their data (one folder per volume, outside every pod sandbox)."""
+        return self.state_dir / "volumes"
+
     def register_runtime(self, rt: PodRuntime) -> None:
         self.runtimes.append(rt)
+
+    def add_provisioner(self, provisioner: Provisioner) -> Provisioner:
+        """Run a CSI driver's external provisioner (``storage.ceph_rbd()``, ``cephfs()``, ``local_path()``, ...)."""
+        self.provisioners[provisioner.name] = provisioner
+        self.controllers.wake()
+        return provisioner
+
+    def add_storage_class(self, name: str, provisioner: str, *, default: bool = False, binding_mode: str = "Immediate",
+                          reclaim_policy: str = "Delete", parameters: dict | None = None, allow_expansion: bool = True) -> dict:
+        sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+              "metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}},
+              "provisioner": provisioner, "reclaimPolicy": reclaim_policy, "volumeBindingMode": binding_mode,
+              "allowVolumeExpansion": allow_expansion, "parameters": dict(parameters or {})}
+        created = self.store.create(R.STORAGECLASS, sc, None, manager="kubectl")
+        self.controllers.wake()
+        return created
 
     def add_node(self, name: str, labels: dict | None = None, allocatable: dict | None = None, taints: list | None = None,
                  capacity: dict | None = None, unschedulable: bool = False, ready: bool = True) -> dict:
@@ -134,6 +158,7 @@ class Emulator:
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.pods_dir.mkdir(parents=True, exist_ok=True)
+        self.volumes_dir.mkdir(parents=True, exist_ok=True)
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.store.create(R.NAMESPACE, {"metadata": {"name": ns}}, None, manager="kube-apiserver")
         self.store.create(R.SERVICE, {"metadata": {"name": "kubernetes", "namespace": "default",
@@ -179,6 +204,7 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
         shutil.rmtree(self.pods_dir, ignore_errors=True)
+        shutil.rmtree(self.volumes_dir, ignore_errors=True)
         self.started = False
 
     def write_kubeconfig(self, path: pathlib.Path | None = None) -> pathlib.Path:

@@ -80,6 +80,8 @@ class KubeletPodHandle(PodHandle):
         self.pod_ip = kubelet.emu.store.allocate_pod_ip()
         self.start_time = objects.now_iso()
         self.sandbox_ready = False   # PodReadyToStartContainers: volumes mounted, sandbox created
+        self.volume_dirs: dict[str, pathlib.Path] = {}   # volume name -> host folder (PVC data, emptyDir), once mounted
+        self.persistent_volumes: set[str] = set()         # names of the PersistentVolumes this pod mounted
         self._lock = asyncio.Lock()
 
     # -- contract ------------------------------------------------------------------------------------------------------
@@ -94,6 +96,23 @@ class KubeletPodHandle(PodHandle):
         p = self.sandbox / container
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+    def volume_path(self, volume: str) -> pathlib.Path | None:
+        """The host folder behind a pod volume once the volumes are set up: a bound claim's PersistentVolume data
+        (``<state>/volumes/<pv>``, shared by every pod that mounts it and kept across pods) or a disk emptyDir
+        (``<sandbox>/volumes/<name>``: survives container restarts, goes with the pod); None for other volumes."""
+        return self.volume_dirs.get(volume)
+
+    def mounts(self, container: str) -> list[tuple[str, pathlib.Path]]:
+        """(mountPath, host folder) of the container's mounts of volumes that have a folder (see ``volume_path``)."""
+        spec = next((c for c in (self.pod["spec"].get("containers") or []) + (self.pod["spec"].get("initContainers") or [])
+                     if c["name"] == container), {})
+        out = []
+        for m in spec.get("volumeMounts") or []:
+            src = self.volume_dirs.get(m.get("name"))
+            if src is not None and m.get("mountPath"):
+                out.append((m["mountPath"], src / m["subPath"] if m.get("subPath") else src))
+        return out
 
     def _cs(self, container: str) -> ContainerState:
         for c in self.init + self.containers:
@@ -401,6 +420,9 @@ class Kubelet:
                     sources.append(("configmap", src["configMap"].get("name"), src["configMap"]))
                 if isinstance(src.get("secret"), dict):
                     sources.append(("secret", src["secret"].get("name"), src["secret"]))
+            claim = v.get("persistentVolumeClaim")
+            if isinstance(claim, dict) and self._claim_volume(ns, claim.get("claimName") or "") is None:
+                out.append((v.get("name", ""), f'persistentvolumeclaim "{claim.get("claimName")}" is not bound'))
             for kind, name, src in sources:
                 rt = R.CONFIGMAP if kind == "configmap" else R.SECRET
                 obj = self.emu.store.get_raw(rt.key, ns, name or "")
@@ -417,6 +439,32 @@ class Kubelet:
                         break
         return out
 
+    def _claim_volume(self, ns: str, claim: str) -> str | None:
+        pvc = self.emu.store.get_raw(R.PVC.key, ns, claim)
+        if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
+            return None
+        return (pvc.get("spec") or {}).get("volumeName") or None
+
+    def _set_up_dirs(self, h: KubeletPodHandle) -> None:
+        """The folders behind the pod's claims and disk emptyDirs (``KubeletPodHandle.volume_path``)."""
+        for v in (h.pod.get("spec") or {}).get("volumes") or []:
+            name = v.get("name", "")
+            if isinstance(v.get("persistentVolumeClaim"), dict):
+                pv = self._claim_volume(h.namespace, v["persistentVolumeClaim"].get("claimName") or "")
+                if pv:
+                    path = self.emu.volumes_dir / pv
+                    path.mkdir(parents=True, exist_ok=True)
+                    h.volume_dirs[name] = path
+                    h.persistent_volumes.add(pv)
+            elif isinstance(v.get("emptyDir"), dict) and v["emptyDir"].get("medium") != "Memory":
+                path = h.sandbox / "volumes" / name
+                path.mkdir(parents=True, exist_ok=True)
+                h.volume_dirs[name] = path
+
+    def mounted_volumes(self) -> set[str]:
+        """PersistentVolumes a pod on this kubelet still mounts (pods being torn down included)."""
+        return {pv for h in list(self.handles.values()) for pv in h.persistent_volumes}
+
     async def _mount_volumes(self, h: KubeletPodHandle) -> None:
         """WaitForAttachAndMount: the pod stays Pending/ContainerCreating (no image pull yet) and gets a Warning
         FailedMount event per failed attempt until every volume can be set up."""
@@ -430,6 +478,7 @@ class Kubelet:
                 await h.event("FailedMount", f'MountVolume.SetUp failed for volume "{vol}" : {err}', "Warning")
             await asyncio.sleep(delay)
             delay = min(delay * 2, MOUNT_BACKOFF_MAX)
+        self._set_up_dirs(h)
         h.sandbox_ready = True
         await self.write_status(h)
 

@@ -180,6 +180,13 @@ def apply_defaults(rt: ResourceType, obj: dict, *, cluster) -> None:
     elif kind == "PersistentVolumeClaim":
         spec = obj.setdefault("spec", {})
         spec.setdefault("volumeMode", "Filesystem")
+    elif kind == "PersistentVolume":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("volumeMode", "Filesystem")
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+    elif kind == "StorageClass":
+        obj.setdefault("reclaimPolicy", "Delete")
+        obj.setdefault("volumeBindingMode", "Immediate")
     elif kind == "HorizontalPodAutoscaler":
         spec = obj.setdefault("spec", {})
         spec.setdefault("minReplicas", 1)
@@ -203,10 +210,8 @@ def initial_status(rt: ResourceType, obj: dict) -> dict | None:
         return {"replicas": 0} if kind == "ReplicaSet" else {}
     if kind == "Service":
         return {"loadBalancer": {}}
-    if kind == "PersistentVolumeClaim":
-        req = ((obj.get("spec") or {}).get("resources") or {}).get("requests") or {}
-        return {"phase": "Bound", "accessModes": (obj.get("spec") or {}).get("accessModes", []),
-                "capacity": dict(req)}
+    if kind in ("PersistentVolumeClaim", "PersistentVolume"):
+        return {"phase": "Pending"}   # the persistentvolume-controller (storage.py) binds it
     if kind == "HorizontalPodAutoscaler":
         return {"currentReplicas": 0, "desiredReplicas": 0}
     if kind == "PodDisruptionBudget":
@@ -367,6 +372,8 @@ def validate(rt: ResourceType, obj: dict, old: dict | None = None) -> None:
             causes.append(("FieldValueRequired", "spec.ports", "Required value"))
     elif kind == "Lease":
         causes += _lease_causes(spec if isinstance(spec, dict) else {})
+    elif kind in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass"):
+        causes += storage_causes(kind, obj, old)
     elif rt.custom:
         causes += custom_resource_causes(rt.kind, obj)
     if causes:
@@ -456,3 +463,75 @@ def _pod_update_causes(old_spec: dict, new_spec: dict) -> list[tuple[str, str, s
     if strip(old_spec) != strip(new_spec):
         return [("FieldValueForbidden", "spec", _POD_MUTABLE_MSG)]
     return []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# storage (pkg/apis/core/validation ValidatePersistentVolumeClaim*, ValidatePersistentVolume, storage ValidateStorageClass)
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+PVC_IMMUTABLE_MSG = "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+
+
+def _access_mode_causes(modes, field: str) -> list[tuple[str, str, str]]:
+    if not modes:
+        return [("FieldValueRequired", field, "Required value: at least 1 access mode is required")]
+    shown = ", ".join(f'"{m}"' for m in ACCESS_MODES)
+    return [("FieldValueNotSupported", field, f'Unsupported value: "{m}": supported values: {shown}')
+            for m in modes if m not in ACCESS_MODES]
+
+
+def _pvc_update_causes(old: dict, new: dict) -> list[tuple[str, str, str]]:
+    def strip(spec):
+        s = copy.deepcopy(spec or {})
+        s.pop("resources", None)
+        s.pop("volumeAttributesClassName", None)
+        s.pop("volumeName", None)   # set by the binder
+        return s
+
+    if strip(old.get("spec")) != strip(new.get("spec")):
+        return [("FieldValueForbidden", "spec", PVC_IMMUTABLE_MSG)]
+    return []
+
+
+def storage_causes(kind: str, obj: dict, old: dict | None) -> list[tuple[str, str, str]]:
+    causes: list[tuple[str, str, str]] = []
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    if kind == "PersistentVolumeClaim":
+        causes += _access_mode_causes(spec.get("accessModes"), "spec.accessModes")
+        if not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
+            causes.append(("FieldValueRequired", "spec.resources[storage]", "Required value"))
+        if old is not None and not causes:
+            causes += _pvc_update_causes(old, obj)
+    elif kind == "PersistentVolume":
+        causes += _access_mode_causes(spec.get("accessModes"), "spec.accessModes")
+        if not (spec.get("capacity") or {}).get("storage"):
+            causes.append(("FieldValueRequired", "spec.capacity", "Required value"))
+    elif kind == "StorageClass":
+        if not obj.get("provisioner"):
+            causes.append(("FieldValueRequired", "provisioner", "Required value"))
+        if old is not None and old.get("provisioner") != obj.get("provisioner"):
+            causes.append(("FieldValueForbidden", "provisioner", "Forbidden: updates to provisioner are forbidden."))
+        if old is not None and old.get("parameters") != obj.get("parameters"):
+            causes.append(("FieldValueForbidden", "parameters", "Forbidden: updates to parameters are forbidden."))
+        mode = obj.get("volumeBindingMode")
+        if mode not in ("Immediate", "WaitForFirstConsumer"):
+            causes.append(("FieldValueNotSupported", "volumeBindingMode",
+                           f'Unsupported value: "{mode}": supported values: "Immediate", "WaitForFirstConsumer"'))
+    return causes
+
+
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def admit_create(rt: ResourceType, obj: dict, *, cluster) -> None:
+    """Admission on create: DefaultStorageClass gives a claim without ``storageClassName`` the default class (the newest
+    one when several are marked default, as since v1.26)."""
+    if rt.kind != "PersistentVolumeClaim":
+        return
+    spec = obj.setdefault("spec", {})
+    if spec.get("storageClassName") is not None:
+        return
+    defaults = [sc for sc in cluster.list_raw("storage.k8s.io/storageclasses")
+                if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"]
+    if defaults:
+        newest = max(defaults, key=lambda sc: (sc["metadata"].get("creationTimestamp") or "", sc["metadata"]["name"]))
+        spec["storageClassName"] = newest["metadata"]["name"]

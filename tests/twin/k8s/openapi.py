@@ -198,6 +198,7 @@ def definition_name(rt: ResourceType) -> str:
         return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{rt.version}.{rt.kind}"
     group_pkg = {"": "core", "apps": "apps", "autoscaling": "autoscaling", "policy": "policy",
                  "events.k8s.io": "events", "authorization.k8s.io": "authorization", "coordination.k8s.io": "coordination",
+                 "storage.k8s.io": "storage",
                  "authentication.k8s.io": "authentication"}[rt.group]
     return f"io.k8s.api.{group_pkg}.{rt.version}.{rt.kind}"
 
@@ -242,8 +243,12 @@ def _kind_props(rt: ResourceType) -> tuple[str, dict]:
                  "reportingController": S, "reportingInstance": S, "series": OPEN, "type": S}
     elif k == "Endpoints":
         extra = {"subsets": arr(OPEN, list_type="atomic")}
+    elif k == "StorageClass":
+        extra = {"allowVolumeExpansion": B, "allowedTopologies": arr(OPEN, list_type="atomic"),
+                 "mountOptions": arr(S, list_type="atomic"), "parameters": STRMAP, "provisioner": S, "reclaimPolicy": S,
+                 "volumeBindingMode": S}
     props = {"apiVersion": S, "kind": S, "metadata": ref(f"{META}.ObjectMeta"), **extra}
-    if k not in ("ConfigMap", "Secret", "ServiceAccount", "Event", "Endpoints"):
+    if k not in ("ConfigMap", "Secret", "ServiceAccount", "Event", "Endpoints", "StorageClass"):
         props["spec"] = spec
         if k != "Lease":   # a Lease has no status
             props["status"] = status

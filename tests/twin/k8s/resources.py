@@ -101,11 +101,13 @@ RESOURCES: list[ResourceType] = [
     _r("", "v1", "Event", "events", True, ["ev"], storage="/events"),
     _r("", "v1", "ServiceAccount", "serviceaccounts", True, ["sa"]),
     _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ["pvc"], ["status"]),
+    _r("", "v1", "PersistentVolume", "persistentvolumes", False, ["pv"], ["status"]),
     _r("", "v1", "Endpoints", "endpoints", True, ["ep"]),
     _r("apps", "v1", "Deployment", "deployments", True, ["deploy"], ["status", "scale"], cats=["all"]),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, ["rs"], ["status", "scale"], cats=["all"]),
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ["hpa"], ["status"], cats=["all"]),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], ["status"]),
+    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ["sc"]),
     _r("events.k8s.io", "v1", "Event", "events", True, ["ev"], verbs=READ_VERBS, storage="/events"),
     # coordination.k8s.io/v1 Lease: the lock object of leader election and of the collection's GPU reservation
     _r("coordination.k8s.io", "v1", "Lease", "leases", True),
@@ -167,6 +169,9 @@ DEPLOYMENT = find("apps", "v1", "deployments")
 REPLICASET = find("apps", "v1", "replicasets")
 ENDPOINTS = find("", "v1", "endpoints")
 PDB = find("policy", "v1", "poddisruptionbudgets")
+PVC = find("", "v1", "persistentvolumeclaims")
+PV = find("", "v1", "persistentvolumes")
+STORAGECLASS = find("storage.k8s.io", "v1", "storageclasses")
 HPA = find("autoscaling", "v2", "horizontalpodautoscalers")
 CRD = find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 VPA = find("autoscaling.k8s.io", "v1", "verticalpodautoscalers")

@@ -40,6 +40,11 @@ class PodHandle:
         """sandbox/<container>/ (created); exec runs here."""
         raise NotImplementedError
 
+    def volume_path(self, volume: str) -> pathlib.Path | None:
+        """Host folder behind the pod volume ``volume`` (a bound PersistentVolumeClaim's data, kept across pods; a disk
+        emptyDir, kept across container restarts), None for other volume kinds. Exec sees it at the mountPath."""
+        raise NotImplementedError
+
     async def set_container_state(self, container: str, state: str, *, reason: str | None = None,
                                   message: str | None = None, exit_code: int | None = None,
                                   ready: bool = False, restart: bool = False) -> None:

@@ -29,7 +29,7 @@ from .resources import ResourceType
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 
 GENERATION_KINDS = {"Deployment", "ReplicaSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Pod"}
-STATUS_RESET_ON_CREATE = {"Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "PersistentVolumeClaim",
+STATUS_RESET_ON_CREATE = {"Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "PersistentVolumeClaim", "PersistentVolume",
                           "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 HISTORY = 20000
 
@@ -246,6 +246,7 @@ class Store:
             else:
                 obj["status"] = st
         objects.apply_defaults(rt, obj, cluster=self)
+        objects.admit_create(rt, obj, cluster=self)
         if validate:
             objects.validate(rt, obj)
         if rt.namespaced:

@@ -9,6 +9,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from . import objects
+from . import mounts, objects
 from . import resources as R
 from .errors import ApiError, bad_request, method_not_allowed, not_found
 from .patching import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -263,8 +264,11 @@ class Streams:
         protocol = ws.ws_protocol or "channel.k8s.io"
         want_stdin = q.get("stdin") in ("true", "1", "True")
         cwd = h.container_root(container)
+        env = self._container_env(pod, container, h)
+        if shutil.which(command[0], path=env.get("PATH")) or "/" in command[0]:   # a missing binary keeps its own error
+            command = mounts.wrap(command, h.mounts(container))
         try:
-            await self._run_exec(ws, protocol, command, cwd, self._container_env(pod, container, h), want_stdin,
+            await self._run_exec(ws, protocol, command, cwd, env, want_stdin,
                                  q.get("stdout", "true") in ("true", "1", "True"), q.get("stderr", "true") in ("true", "1", "True"))
         finally:
             self._ws.discard(ws)

@@ -9,8 +9,10 @@ For every task it writes, in the endpoint namespace and through the Kubernetes H
     HorizontalPodAutoscaler (``min_workers > 0``) *or* KEDA ScaledObject (``min_workers == 0``; the other one is
     deleted first), Service.
 
-``ENDPOINT_OBJECTS`` is that list; ``DELETE_ORDER`` is upstream's ``_delete_resources_sync``.  Another optional object
-(the model-cache PersistentVolumeClaim, for instance) is one entry in each plus its manifest function.
+``ENDPOINT_OBJECTS`` is that list; ``DELETE_ORDER`` is upstream's ``_delete_resources_sync``.  An optional object is
+one entry in each plus its manifest function: the model-cache PersistentVolumeClaim ``<name>-model-cache`` is one
+(written first, for an endpoint whose bundle has the cache: ``_llm.model_cache_enabled``, from the service template's
+``persistent-volume-claim.yaml``; mounted as volume ``model-cache``; deleted with the endpoint; see ``model_cache.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from . import model_cache
 from .image_behaviour import apply_builder_behaviour
 from .service import LLM_METADATA_KEY, ModelEngine, iso, now, resource_name
 
@@ -52,6 +55,11 @@ class Ctx:
     tag: str                 # the model-engine tag (GIT_TAG)
     name: str
     labels: dict
+    cache_template: str | None = None    # the service template's persistent-volume-claim.yaml, if the chart has it
+
+    @property
+    def cache(self) -> model_cache.CacheSettings | None:
+        return getattr(self.bundle, "model_cache", None)
 
     def meta(self, suffix: str = "", namespace: bool = True) -> dict:
         m = {"name": self.name + suffix, "labels": dict(self.labels)}
@@ -121,9 +129,10 @@ def forwarder_mounts(c: Ctx) -> list:
 def main_mounts(c: Ctx) -> list:
     infra = [{"name": "infra-service-config-volume", "mountPath": INFRA_SERVICE_CONFIG_VOLUME_MOUNT_PATH}] \
         if c.cfg.mount_infra_config else []
+    cache = [{"name": model_cache.VOLUME, "mountPath": c.cache.mount_path}] if c.cache else []
     return [*_aws_mount(c.cfg), {"mountPath": "/dev/shm", "name": "dshm"}, *infra,
             {"name": "user-config", "mountPath": "/app/user_config", "subPath": "raw_data"},
-            {"name": "endpoint-config", "mountPath": "/app/endpoint_config", "subPath": "raw_data"}]
+            {"name": "endpoint-config", "mountPath": "/app/endpoint_config", "subPath": "raw_data"}, *cache]
 
 
 def pod_volumes(c: Ctx) -> list:
@@ -133,7 +142,8 @@ def pod_volumes(c: Ctx) -> list:
             {"name": "endpoint-config", "configMap": {"name": f"{c.name}-endpoint-config"}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
             {"name": "infra-service-config-volume", "configMap": {
-                "name": c.cfg.service_config_map, "items": [{"key": "infra_service_config", "path": "config.yaml"}]}}]
+                "name": c.cfg.service_config_map, "items": [{"key": "infra_service_config", "path": "config.yaml"}]}},
+            *([{"name": model_cache.VOLUME, "persistentVolumeClaim": {"claimName": f"{c.name}-model-cache"}}] if c.cache else [])]
 
 
 FORWARDER_CMD = [
@@ -270,6 +280,22 @@ def service(c: Ctx) -> dict:
         "ports": [{"port": 80, "targetPort": 5000, "protocol": "TCP", "name": "http"}]}}
 
 
+class BuildError(Exception):
+    """A build that cannot be written (logged by the builder, the endpoint becomes UPDATE_FAILED)."""
+
+
+def model_cache_claim(c: Ctx) -> dict:
+    """The claim of ``persistent-volume-claim.yaml``; a chart without that template fails the build (facts §7)."""
+    if not c.cache_template:
+        raise BuildError(f"the service template ConfigMap {model_cache.TEMPLATE_CONFIG_MAP} has no "
+                         f"{model_cache.PVC_TEMPLATE_KEY}: the model cache is on but the chart cannot render its claim")
+    return model_cache.pvc_manifest(c.cache_template, c.name, c.cfg.endpoint_namespace, c.labels)
+
+
+def _cache_enabled(rec: dict) -> bool:
+    return bool(((rec.get("metadata") or {}).get(LLM_METADATA_KEY) or {}).get("model_cache_enabled"))
+
+
 def _sync_like(rec: dict) -> bool:
     return rec["endpoint_type"] in ("sync", "streaming") and rec["nodes_per_worker"] == 1
 
@@ -281,12 +307,14 @@ class EndpointObject:
     build: Callable[[Ctx], dict]
     wanted: Callable[[dict], bool] = lambda rec: True
     # how a create that answers 409 updates it: "patch" (strategic merge), "merge_replace" (get, deep-merge, replace:
-    # upstream's custom objects), "deployment" (replace on a new bundle, else patch without replicas)
+    # upstream's custom objects), "deployment" (replace on a new bundle, else patch without replicas), "keep" (leave the
+    # existing one: a claim's spec is immutable)
     update: str = "patch"
     replaces: str | None = None      # deleted (404 tolerated) before this one is written: exactly one autoscaler
 
 
 ENDPOINT_OBJECTS = [
+    EndpointObject("model_cache_pvc", "PersistentVolumeClaim", model_cache_claim, _cache_enabled, update="keep"),
     EndpointObject("deployment", "Deployment", deployment, update="deployment"),
     EndpointObject("user_cm", "ConfigMap", user_config_map),
     EndpointObject("endpoint_cm", "ConfigMap", endpoint_config_map),
@@ -302,16 +330,28 @@ ENDPOINT_OBJECTS = [
 
 # upstream ``_delete_resources_sync``: (kind, how); ConfigMaps are found by the endpoint_id label.  ``counted``: a
 # failure of this delete fails the API's DELETE (VPA and PDB results are ignored upstream).
-DELETE_ORDER = [("LeaderWorkerSet", True), ("Deployment", True), ("ConfigMap", True), ("Service", True),
+DELETE_ORDER = [("LeaderWorkerSet", True), ("Deployment", True), ("PersistentVolumeClaim", False), ("ConfigMap", True),
+                ("Service", True),
                 ("HorizontalPodAutoscaler", True), ("ScaledObject", True), ("VerticalPodAutoscaler", False),
                 ("PodDisruptionBudget", False), ("DestinationRule", True), ("VirtualService", True)]
 
 
-def build_manifests(rec: dict, bundle, cfg, forwarder_image: str, model_engine_tag: str) -> dict:
+def build_manifests(rec: dict, bundle, cfg, forwarder_image: str, model_engine_tag: str, cache_template: str | None = None) -> dict:
     """key -> manifest of every object the endpoint wants now (see ENDPOINT_OBJECTS)."""
     c = Ctx(rec, bundle, cfg, forwarder_image, model_engine_tag, resource_name(rec["id"]),
-            template_labels(rec, cfg, model_engine_tag))
+            template_labels(rec, cfg, model_engine_tag), cache_template)
     return {o.key: o.build(c) for o in ENDPOINT_OBJECTS if o.wanted(rec)}
+
+
+def emptydir_fallback(manifests: dict) -> bool:
+    """The on-prem async bug: the claim is never written and the pod gets an EmptyDir as its model cache volume."""
+    if manifests.pop("model_cache_pvc", None) is None:
+        return False
+    for vol in manifests["deployment"]["spec"]["template"]["spec"]["volumes"]:
+        if vol["name"] == model_cache.VOLUME:
+            vol.pop("persistentVolumeClaim", None)
+            vol["emptyDir"] = {}
+    return True
 
 
 def deep_update(base: dict, new: dict) -> dict:
@@ -380,6 +420,11 @@ class EndpointBuilder:
         tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "latest"
         return f"{self.cfg.forwarder_repository}:{tag}", tag
 
+    async def cache_template(self) -> str | None:
+        """``persistent-volume-claim.yaml`` of the chart's service template ConfigMap (mounted into the builder)."""
+        cm = await self.kube.get("ConfigMap", model_cache.TEMPLATE_CONFIG_MAP, self.cfg.gateway_namespace)
+        return ((cm or {}).get("data") or {}).get(model_cache.PVC_TEMPLATE_KEY)
+
     async def _write(self, obj: EndpointObject, body: dict, bundle_changed: bool) -> None:
         """Create; on 409 update it the way upstream's ``_create_<kind>`` does."""
         ns, name = self.cfg.endpoint_namespace, body["metadata"]["name"]
@@ -391,6 +436,8 @@ class EndpointBuilder:
         except ApiException as exc:
             if exc.status != 409 and not (obj.kind == "Service" and exc.status == 422):
                 raise
+        if obj.update == "keep":
+            return
         if obj.update == "merge_replace":
             current = await self.kube.get(obj.kind, name, ns)
             await self.kube.replace(obj.kind, name, ns, deep_update(current, body))
@@ -422,14 +469,18 @@ class EndpointBuilder:
         try:
             bundle = self.engine.bundles[rec["bundle_id"]]
             forwarder, me_tag = await self.forwarder_image()
-            manifests = build_manifests(rec, bundle, self.cfg, forwarder, me_tag)
+            manifests = build_manifests(rec, bundle, self.cfg, forwarder, me_tag, await self.cache_template())
             apply_builder_behaviour(manifests, me_tag)   # what this builder image does differently (onprem22/23)
+            if self.engine.faults.get("model_cache_async_bug", rec["name"]) is not None and emptydir_fallback(manifests):
+                self.pod_log(model_cache.ASYNC_BUG_WARNING + "\n  hardware = _get_recommended_hardware_config_map()\n"
+                             "RuntimeWarning: Enable tracemalloc to get the object allocation traceback\n")
             for obj in ENDPOINT_OBJECTS:
                 if obj.key in manifests:
                     await self._write(obj, manifests[obj.key], task["bundle_changed"])
         except Exception as exc:  # builder failure -> UPDATE_FAILED with a user-facing reason
             log.exception("build of %s failed", rec["id"])
-            detail = f"{exc.status} {exc.reason}: {exc.body}" if isinstance(exc, ApiException) else repr(exc)
+            detail = f"{exc.status} {exc.reason}: {exc.body}" if isinstance(exc, ApiException) else \
+                (str(exc) if isinstance(exc, BuildError) else repr(exc))
             self._log("ERROR", f"Task build_endpoint[{task['task_id']}] raised unexpected: {detail}")
             if rec.get("creation_task_id") == task["task_id"]:
                 rec["status"] = "UPDATE_FAILED"

@@ -18,6 +18,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from . import model_cache
 from .dtos import VLLM_ARG_FIELDS, VLLM_NON_FLAG_FIELDS
 
 S5CMD_FILTERS = ('--include "*.model" --include "*.model.v*" --include "*.json" --include "*.safetensors" '
@@ -25,6 +26,12 @@ S5CMD_FILTERS = ('--include "*.model" --include "*.model.v*" --include "*.json" 
 WAIT_GUARD = ("while [ ! -f model_files/config.json ] || ! ls model_files/*.safetensors >/dev/null 2>&1 || "
               "ls model_files/ | grep -qE '\\.[A-Za-z0-9]{8}$'; do echo 'Waiting for model files...'; sleep 5; "
               "done")
+GUARD_RE = re.compile(r"while \[ ! -f (\S*)model_files/config\.json \]")
+
+
+def guard_for(folder: str = "model_files") -> str:
+    """The runbook's guard on ``folder`` (``model_files``, or the model cache's ``<mountPath>/model_files``)."""
+    return WAIT_GUARD.replace("model_files", folder)
 
 
 class InvalidValue(Exception):
@@ -94,28 +101,44 @@ class Bundle:
     command: list
     env: dict = field(default_factory=dict)
     created_at: str = ""
+    model_cache: model_cache.CacheSettings | None = None   # the cache settings it was built with (sticky per bundle)
+
+
+def download_subcommands(*, checkpoint_path: str, folder: str, download_tool: str, wait_guard: bool,
+                         s3_endpoint_url: str | None, trust_remote_code: bool) -> list:
+    """The download step into ``folder``: awscli in the background (+ the runbook's guard) or s5cmd."""
+    out = []
+    if download_tool == "awscli":
+        out.append("pip install --quiet awscli --no-cache-dir")
+        flag = f" --endpoint-url {s3_endpoint_url}" if s3_endpoint_url else ""
+        out.append(f"aws s3 sync {checkpoint_path.rstrip('/')} {folder} --no-progress{flag} & sync_pid=$!")
+        if wait_guard:
+            out.append(guard_for(folder))
+        return out
+    flag = f"--endpoint-url {s3_endpoint_url} " if s3_endpoint_url else ""
+    filters = S5CMD_FILTERS + (' --include "*.py"' if trust_remote_code else "")
+    out.append(f"./s5cmd {flag}--numworkers 512 cp --concurrency 10 {filters} {os.path.join(checkpoint_path, '*')} {folder}")
+    return out
 
 
 def vllm_command(*, model_name: str, checkpoint_path: str, num_shards: int, quantize: str | None,
                  chat_template_override: str | None, additional_args: dict, download_tool: str,
-                 wait_guard: bool, s3_endpoint_url: str | None) -> list:
+                 wait_guard: bool, s3_endpoint_url: str | None, image_tag: str = "",
+                 cache: model_cache.CacheSettings | None = None) -> list:
+    """``_create_vllm_bundle_command``; with ``cache`` (enabled) the download goes into ``<mountPath>/model_files``
+    inside the model cache's lock/marker protocol and vLLM loads from there."""
     subcommands = ["set -euo pipefail"]
     args = {**inferred_engine_args(model_name), **{k: v for k, v in additional_args.items() if v is not None}}
     trust_remote_code = bool(args.get("trust_remote_code"))
-    background = False
-    if download_tool == "awscli":
-        subcommands.append("pip install --quiet awscli --no-cache-dir")
-        src = checkpoint_path.rstrip("/")
-        flag = f" --endpoint-url {s3_endpoint_url}" if s3_endpoint_url else ""
-        subcommands.append(f"aws s3 sync {src} model_files --no-progress{flag} & sync_pid=$!")
-        background = True
-    else:
-        flag = f"--endpoint-url {s3_endpoint_url} " if s3_endpoint_url else ""
-        filters = S5CMD_FILTERS + (' --include "*.py"' if trust_remote_code else "")
-        subcommands.append(f"./s5cmd {flag}--numworkers 512 cp --concurrency 10 {filters} "
-                           f"{os.path.join(checkpoint_path, '*')} model_files")
-    if background and wait_guard:
-        subcommands.append(WAIT_GUARD)
+    folder = cache.model_dir if cache and cache.enabled else "model_files"
+    download = download_subcommands(checkpoint_path=checkpoint_path, folder=folder, download_tool=download_tool,
+                                    wait_guard=wait_guard, s3_endpoint_url=s3_endpoint_url, trust_remote_code=trust_remote_code)
+    if cache and cache.enabled:
+        fp = model_cache.fingerprint(model_name=model_name, framework_image_tag=image_tag, checkpoint_path=checkpoint_path,
+                                     num_shards=num_shards, quantize=quantize, chat_template_override=chat_template_override,
+                                     trust_remote_code=trust_remote_code, download_subcommands=download)
+        download = model_cache.wrap_download(download, folder, fp, cache.lock_stale_seconds)
+    subcommands += download
     args["tensor_parallel_size"] = num_shards
     if args.get("gpu_memory_utilization") is not None:
         args["enforce_eager"] = True
@@ -123,8 +146,8 @@ def vllm_command(*, model_name: str, checkpoint_path: str, num_shards: int, quan
         args["chat_template"] = chat_template_override
     if quantize:
         args["quantization"] = quantize
-    cmd = 'python -m vllm_server --model model_files --served-model-name ' + \
-        f'{shlex.quote(model_name)} model_files --port 5005 --host "::"'
+    served = f"{shlex.quote(model_name)} model_files" + (f" {folder}" if folder != "model_files" else "")
+    cmd = f'python -m vllm_server --model {folder} --served-model-name {served} --port 5005 --host "::"'
     for name in VLLM_ARG_FIELDS:
         value = args.get(name)
         if value is None or name in VLLM_NON_FLAG_FIELDS:
@@ -158,12 +181,15 @@ class ParsedCommand:
     served_names: list
     port: int
     trust_remote_code: bool
+    dest: str = "model_files"          # where the S3 tool writes
+    model_dir: str = "model_files"     # what vLLM loads (--model)
+    cache: dict | None = None          # the model cache protocol: fingerprint, model_dir, lock_stale_seconds
 
 
 def parse_command(command: list) -> ParsedCommand:
     """What the pod simulator learns from a ``main`` container command (no access to the API)."""
     script = command[2] if len(command) >= 3 and command[:2] == ["/bin/bash", "-c"] else " ".join(command)
-    tool, checkpoint, endpoint_url, background = "unknown", None, None, False
+    tool, checkpoint, endpoint_url, background, dest = "unknown", None, None, False, "model_files"
     parts = [p.strip() for p in script.split(";")]
     for part in parts:
         bg = "& sync_pid=$!" in part
@@ -178,13 +204,15 @@ def parse_command(command: list) -> ParsedCommand:
             if "--endpoint-url" in toks:
                 endpoint_url = toks[toks.index("--endpoint-url") + 1]
             checkpoint = next((t for t in toks if t.startswith("s3://")), None)
+            dest = toks[-1] if checkpoint and toks[-1] != checkpoint else dest
         elif toks[:3] == ["aws", "s3", "sync"]:
             tool = "awscli"
             background = bg
             if "--endpoint-url" in toks:
                 endpoint_url = toks[toks.index("--endpoint-url") + 1]
             checkpoint = toks[3]
-    model_name, served, port = None, [], 5005
+            dest = toks[4] if len(toks) > 4 else dest
+    model_name, served, port, model_dir = None, [], 5005, "model_files"
     m = re.search(r"python -m vllm_(?:server|startup_wrapper) (.*)$", script)
     if m:
         toks = shlex.split(m.group(1))
@@ -196,6 +224,8 @@ def parse_command(command: list) -> ParsedCommand:
             model_name = served[0] if served else None
         if "--port" in toks:
             port = int(toks[toks.index("--port") + 1])
+        if "--model" in toks:
+            model_dir = toks[toks.index("--model") + 1]
     bucket = prefix = None
     if checkpoint:
         rest = checkpoint[len("s3://"):]
@@ -205,6 +235,7 @@ def parse_command(command: list) -> ParsedCommand:
         prefix = prefix.rstrip("/")
         prefix = prefix + "/" if prefix else ""
     return ParsedCommand(tool=tool, checkpoint=checkpoint, bucket=bucket, prefix=prefix, endpoint_url=endpoint_url,
-                         wait_guard="while [ ! -f model_files/config.json ]" in script, background=background,
+                         wait_guard=GUARD_RE.search(script) is not None, background=background,
                          model_name=model_name, served_names=served, port=port,
-                         trust_remote_code="--trust-remote-code" in script)
+                         trust_remote_code="--trust-remote-code" in script, dest=dest, model_dir=model_dir,
+                         cache=model_cache.parse(script))

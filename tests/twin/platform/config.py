@@ -104,6 +104,8 @@ class ServiceConfig:
     crash_backoff_base: float = 0.5
     crash_backoff_max: float = 4.0
     control_plane_poll: float = 0.3
+    model_cache_heartbeat_seconds: float = 1.0    # the cache lock's heartbeat (real: every 30 s)
+    model_cache_wait_seconds: float = 0.5         # a replica waiting on another's lock sleeps (real: 10 s)
 
     @property
     def download_form(self) -> str:

@@ -12,6 +12,9 @@ Kinds (params in brackets):
 * ``download_form`` [tool="awscli", wait_guard=False]: the builder renders this endpoint's command so.
 * ``builder_stalled``: the endpoint builder does not consume this endpoint's build tasks.
 * ``download_rate`` [bytes_per_second]: per-endpoint download speed.
+* ``model_cache_async_bug``: the on-prem PVC code path's bug (runbook "PVC Functionality Broken"): the builder logs
+  ``RuntimeWarning: coroutine '_get_recommended_hardware_config_map' was never awaited``, writes no claim and gives the
+  pod an EmptyDir as its ``model-cache`` volume (the endpoint still records ``model_cache_enabled``).
 * ``api_error`` [route regex, status=500|503|429|"timeout", count=1, delay=...]: the model-engine API
   answers that way for matching ``"METHOD /path"`` requests, ``count`` times (global; endpoint ignored).
 """
@@ -22,7 +25,7 @@ import re
 import threading
 
 KINDS = {"storage_exceeded", "slow_tool_install", "s3_credentials_rejected", "download_stall", "corrupt_shard",
-         "corrupt_header", "download_form", "builder_stalled", "download_rate", "api_error"}
+         "corrupt_header", "download_form", "builder_stalled", "download_rate", "api_error", "model_cache_async_bug"}
 
 
 class Faults:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from .bundle import WAIT_GUARD, parse_command
+from .bundle import guard_for, parse_command
 
 BUILDER_BEHAVIOURS = {
     "onprem22": "no_wait_guard",
@@ -42,12 +42,13 @@ def _awscli_without_guard(command: list) -> list:
     """The main command with the download in the background and no guard before vLLM starts."""
     if len(command) < 3 or command[:2] != ["/bin/bash", "-c"]:
         return command
-    script = command[2].replace(";" + WAIT_GUARD, "")
     parsed = parse_command(command)
+    script = command[2].replace(";" + guard_for(parsed.dest), "")
     if parsed.tool == "s5cmd" and parsed.bucket:
         src = f"s3://{parsed.bucket}/{parsed.prefix}".rstrip("/")
         flag = f" --endpoint-url {parsed.endpoint_url}" if parsed.endpoint_url else ""
-        awscli = f"pip install --quiet awscli --no-cache-dir;aws s3 sync {src} model_files --no-progress{flag} & sync_pid=$!"
+        awscli = (f"pip install --quiet awscli --no-cache-dir;aws s3 sync {src} {parsed.dest} --no-progress{flag} "
+                  "& sync_pid=$!")
         script = re.sub(r"\./s5cmd [^;]*", lambda _m: awscli, script, count=1)
     return [command[0], command[1], script, *command[3:]]
 

@@ -23,7 +23,7 @@ import time
 from fnmatch import fnmatch
 from pathlib import Path
 
-from . import safetensors
+from . import model_cache, safetensors
 from .bundle import parse_command
 from .config import ARCH_FIXED_TAGS, BASE_VLLM_ARCHITECTURES
 from .service import parse_mem
@@ -198,18 +198,27 @@ class EndpointPodRuntime(PodRuntime):
                     except (asyncio.CancelledError, Exception):
                         pass
 
+    @staticmethod
+    def ephemeral_roots(pod, handle) -> list[Path]:
+        """What counts as the pod's ephemeral storage: main's writable layer and its disk emptyDirs (a claim does not)."""
+        roots = [handle.container_root("main")]
+        for v in (pod.get("spec") or {}).get("volumes") or []:
+            if isinstance(v.get("emptyDir"), dict) and v["emptyDir"].get("medium") != "Memory" and handle.volume_path(v["name"]):
+                roots.append(handle.volume_path(v["name"]))
+        return roots
+
     async def storage_monitor(self, pod, handle, endpoint: str) -> str:
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == "main")
         limit_q = ((spec.get("resources") or {}).get("limits") or {}).get("ephemeral-storage")
         if not limit_q:   # nothing of its own bounds the container: only node-pressure eviction does
             return await self.node_pressure_monitor(pod, handle, endpoint)
         limit = parse_mem(limit_q)
-        root = handle.container_root("main")
+        roots = self.ephemeral_roots(pod, handle)
         while True:
             await asyncio.sleep(self.config.eviction_check_seconds)
             fault = self.faults.get("storage_exceeded", endpoint)
             multiplier = float(fault.get("declared_size_multiplier", 1e6)) if fault is not None else 1.0
-            used = await asyncio.to_thread(_disk_usage, root)
+            used = sum([await asyncio.to_thread(_disk_usage, r) for r in roots])
             if used * multiplier > limit:
                 return f"Pod ephemeral local storage usage exceeds the total limit of containers {limit_q}."
 
@@ -259,34 +268,60 @@ class EndpointPodRuntime(PodRuntime):
                 env[e["name"]] = e["value"]
         return env
 
-    async def run_main_once(self, pod, handle, state: PodState, endpoint: str) -> None:
-        spec = next(c for c in pod["spec"]["containers"] if c["name"] == "main")
-        await handle.set_container_state("main", "running", ready=False)
-        root = handle.container_root("main")
-        cmd = parse_command(spec.get("command") or [])
-        env = await self.pod_env(pod, spec)
-        limits = (spec.get("resources") or {}).get("limits") or {}
-        storage_limit = limits.get("ephemeral-storage")
+    @staticmethod
+    def host_path(handle, spec: dict, path: str) -> Path:
+        """The host folder behind a path of the main container: under a volume's mountPath (a claim, an emptyDir) the
+        volume's folder, else the container's root (a relative path is relative to the image's WORKDIR)."""
+        if not path.startswith("/"):
+            return handle.container_root("main") / path
+        for m in sorted(spec.get("volumeMounts") or [], key=lambda m: -len(m.get("mountPath") or "")):
+            mp = (m.get("mountPath") or "").rstrip("/")
+            if mp and (path == mp or path.startswith(mp + "/")) and handle.volume_path(m["name"]) is not None:
+                return handle.volume_path(m["name"]) / path[len(mp):].lstrip("/")
+        return handle.container_root("main") / path.lstrip("/")
+
+    async def fetch(self, handle, cmd, env: dict, dest: Path, endpoint: str, storage_limit):
+        """The command's download step into ``dest``: the S3 tool install, the download (awscli: in the background) and
+        the runbook's guard; returns the background download task (or None)."""
         download_task = None
         if cmd.tool == "awscli":
             install = self.faults.get("slow_tool_install", endpoint)
             await asyncio.sleep(float(install.get("seconds", 30)) if install else self.config.awscli_install_seconds)
         if cmd.tool in ("s5cmd", "awscli"):
-            coro = self.download(handle, cmd, env, root, endpoint, storage_limit)
+            coro = self.download(handle, cmd, env, dest, endpoint, storage_limit)
             if cmd.background:
                 download_task = asyncio.get_running_loop().create_task(coro)
             else:
                 await coro
         try:
-            if cmd.background and cmd.wait_guard:
-                while not self.guard_satisfied(root / "model_files"):
-                    handle.log("main", "Waiting for model files...\n")
-                    if download_task.done() and download_task.exception():
-                        exc = download_task.exception()
-                        if isinstance(exc, Evicted):
-                            raise exc
-                    await asyncio.sleep(self.config.guard_poll_seconds)
-            await self.start_vllm(pod, handle, state, cmd, root, spec)
+            while cmd.background and cmd.wait_guard and not self.guard_satisfied(dest):
+                handle.log("main", "Waiting for model files...\n")
+                if download_task.done() and download_task.exception():
+                    exc = download_task.exception()
+                    if isinstance(exc, Evicted):
+                        raise exc
+                await asyncio.sleep(self.config.guard_poll_seconds)
+        except BaseException:
+            if download_task is not None and not download_task.done():
+                download_task.cancel()
+            raise
+        return download_task
+
+    async def run_main_once(self, pod, handle, state: PodState, endpoint: str) -> None:
+        spec = next(c for c in pod["spec"]["containers"] if c["name"] == "main")
+        await handle.set_container_state("main", "running", ready=False)
+        cmd = parse_command(spec.get("command") or [])
+        env = await self.pod_env(pod, spec)
+        limits = (spec.get("resources") or {}).get("limits") or {}
+        storage_limit = limits.get("ephemeral-storage")
+        dest = self.host_path(handle, spec, cmd.dest)
+        download_task = None
+        try:
+            if cmd.cache:
+                download_task = await self.cached_fetch(handle, cmd, env, dest, endpoint, storage_limit)
+            else:
+                download_task = await self.fetch(handle, cmd, env, dest, endpoint, storage_limit)
+            await self.start_vllm(pod, handle, state, cmd, self.host_path(handle, spec, cmd.model_dir), spec)
             if download_task is not None:
                 await asyncio.wait({download_task})
                 exc = download_task.exception()
@@ -305,7 +340,7 @@ class EndpointPodRuntime(PodRuntime):
     def guard_satisfied(folder: Path) -> bool:
         if not (folder / "config.json").is_file():
             return False
-        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        names = [p.name for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []   # `ls`
         if not any(n.endswith(".safetensors") for n in names):
             return False
         return not any(len(n.rsplit(".", 1)[-1]) == 8 and n.rsplit(".", 1)[-1].isalnum() and "." in n for n in names)
@@ -322,9 +357,75 @@ class EndpointPodRuntime(PodRuntime):
                                           response_checksum_validation="when_required",
                                           user_agent_extra="odp-twin/pod"))   # not a client's request (S3Server.client_requests)
 
-    async def download(self, handle, cmd, env: dict, root: Path, endpoint: str, storage_limit) -> None:
+    # ---- the model cache (model_cache.wrap_download's protocol, on the claim's folder) -----------------------------
+    @staticmethod
+    def cache_ready(folder: Path, fp: str) -> bool:
+        marker = folder / ".complete"
+        try:
+            if not marker.is_file() or marker.read_text().strip() != fp or not (folder / "config.json").is_file():
+                return False
+            return any(p.suffix in (".safetensors", ".bin") for p in folder.iterdir() if p.is_file())
+        except OSError:
+            return False
+
+    @staticmethod
+    def lock_stale(lock: Path, stale_seconds: int) -> bool:
+        try:
+            last = int((lock / "heartbeat").read_text().strip() or 0)
+        except (OSError, ValueError):
+            try:
+                last = int(lock.stat().st_mtime)
+            except OSError:
+                last = 0
+        return int(time.time()) - last > stale_seconds
+
+    @staticmethod
+    def write_heartbeat(lock: Path) -> None:
+        tmp = lock / f"heartbeat.{os.getpid()}"
+        tmp.write_text(f"{int(time.time())}\n")
+        os.replace(tmp, lock / "heartbeat")
+
+    async def heartbeat(self, lock: Path) -> None:
+        while True:
+            try:
+                self.write_heartbeat(lock)
+            except OSError:   # the lock was broken by another replica, or the claim is gone
+                return
+            await asyncio.sleep(self.config.model_cache_heartbeat_seconds)
+
+    async def cached_fetch(self, handle, cmd, env: dict, dest: Path, endpoint: str, storage_limit):
+        """The lock/marker protocol around ``fetch``: a ready cache skips the download (and the S3 tool install)."""
+        fp, stale = cmd.cache["fingerprint"], cmd.cache["lock_stale_seconds"]
+        lock, task = dest / ".download.lock", None
+        dest.mkdir(parents=True, exist_ok=True)
+        while not self.cache_ready(dest, fp):
+            try:
+                lock.mkdir()
+            except FileExistsError:
+                if self.lock_stale(lock, stale):
+                    handle.log("main", model_cache.STALE_LINE + "\n")
+                    shutil.rmtree(lock, ignore_errors=True)
+                else:
+                    handle.log("main", model_cache.WAITING_LINE + "\n")
+                    await asyncio.sleep(self.config.model_cache_wait_seconds)
+                continue
+            beat = asyncio.get_running_loop().create_task(self.heartbeat(lock))
+            try:
+                for p in dest.iterdir():
+                    if p.name != ".download.lock":
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+                task = await self.fetch(handle, cmd, env, dest, endpoint, storage_limit)
+                (dest / ".complete").write_text(fp + "\n")
+            except (ContainerExit, Evicted):
+                shutil.rmtree(lock, ignore_errors=True)   # the EXIT trap (a killed pod leaves its lock behind)
+                raise
+            finally:
+                beat.cancel()
+            shutil.rmtree(lock, ignore_errors=True)
+        return task
+
+    async def download(self, handle, cmd, env: dict, dest: Path, endpoint: str, storage_limit) -> None:
         tool = cmd.tool
-        dest = root / "model_files"
         endpoint_url = cmd.endpoint_url or env.get("AWS_ENDPOINT_URL") or env.get("S3_ENDPOINT_URL")
         key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
         rejected = self.faults.get("s3_credentials_rejected", endpoint) is not None or not self.s3_accepted(key, secret)
@@ -400,9 +501,9 @@ class EndpointPodRuntime(PodRuntime):
             os.replace(tmp, final)
             self.apply_corruption(final, endpoint)
             if tool == "s5cmd":
-                handle.log("main", f"cp s3://{cmd.bucket}/{k} model_files/{rel}\n")
+                handle.log("main", f"cp s3://{cmd.bucket}/{k} {cmd.dest}/{rel}\n")
             else:
-                handle.log("main", f"download: s3://{cmd.bucket}/{k} to model_files/{rel}\n")
+                handle.log("main", f"download: s3://{cmd.bucket}/{k} to {cmd.dest}/{rel}\n")
 
     def apply_corruption(self, path: Path, endpoint: str) -> None:
         for kind in ("corrupt_shard", "corrupt_header"):
@@ -423,10 +524,9 @@ class EndpointPodRuntime(PodRuntime):
                     data[i] = ord("#")
             path.write_bytes(bytes(data))
 
-    async def start_vllm(self, pod, handle, state: PodState, cmd, root: Path, spec: dict) -> None:
-        folder = root / "model_files"
+    async def start_vllm(self, pod, handle, state: PodState, cmd, folder: Path, spec: dict) -> None:
         handle.log("main", vllm_log("INFO", "api_server.py:1090", "vLLM API server version 0.10.1"))
-        handle.log("main", vllm_log("INFO", "api_server.py:1091", f"args: Namespace(model='model_files', "
+        handle.log("main", vllm_log("INFO", "api_server.py:1091", f"args: Namespace(model='{cmd.model_dir}', "
                                                                   f"served_model_name={cmd.served_names}, "
                                                                   f"port={cmd.port}, host='::')"))
         server = VLLMServer(cmd.served_names or ["model_files"], 40960)
@@ -435,7 +535,7 @@ class EndpointPodRuntime(PodRuntime):
         handle.expose(cmd.port, "127.0.0.1", port)
         await asyncio.sleep(min(0.2, self.config.vllm_load_seconds))
         if not (folder / "config.json").is_file():
-            self.crash(handle, ["ValueError: No supported config format found in model_files"],
+            self.crash(handle, [f"ValueError: No supported config format found in {cmd.model_dir}"],
                        lead="No config format found")
         try:
             cfg = json.loads((folder / "config.json").read_text())
@@ -448,14 +548,14 @@ class EndpointPodRuntime(PodRuntime):
                                 f"architectures: {supported}"])
         shards = sorted(folder.glob("*.safetensors"))
         if not shards:
-            self.crash(handle, ["RuntimeError: Cannot find any model weights with `model_files`"])
+            self.crash(handle, [f"RuntimeError: Cannot find any model weights with `{cmd.model_dir}`"])
         index_file = folder / "model.safetensors.index.json"
         if index_file.is_file():
             wanted = set(json.loads(index_file.read_text()).get("weight_map", {}).values())
             missing = sorted(w for w in wanted if not (folder / w).is_file())
             if missing:
                 self.crash(handle, [f"FileNotFoundError: [Errno 2] No such file or directory: "
-                                    f"'model_files/{missing[0]}'"])
+                                    f"'{cmd.model_dir}/{missing[0]}'"])
         digest = hashlib.sha256()
         for shard in shards:
             try:

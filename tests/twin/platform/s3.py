@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,8 @@ TWIN_USER_AGENT = "odp-twin/platform"
 DEFAULT_ACCESS_KEY = "twin-access-key"
 DEFAULT_SECRET_KEY = "twin-secret-key"
 REGION = "us-east-1"
+# moto's access log (werkzeug): 127.0.0.1 - - [01/Dec/2026 10:21:29] "GET /bucket/key HTTP/1.1" 200 -
+_REQUEST_RE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
 
 
 def free_port() -> int:
@@ -120,6 +123,26 @@ class S3Server:
     @property
     def recording_path(self) -> Path:
         return self.state_dir / "moto-recording.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / f"s3-{self.kind}.log"
+
+    def requests(self) -> list[dict]:
+        """Every request the server logged so far (moto's access log: method, path with query, status), oldest first."""
+        if self.kind != "moto":
+            raise NotImplementedError("only moto logs its requests")
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [m.groupdict() for m in _REQUEST_RE.finditer(text)]
+
+    def object_gets(self, bucket: str, prefix: str = "", suffix: str = "") -> int:
+        """How many GETs of objects (not listings) under ``bucket/prefix`` ending in ``suffix`` the server answered."""
+        want = f"/{bucket}/{prefix}"
+        return sum(1 for r in self.requests() if r["method"] == "GET" and "?" not in r["path"]
+                   and r["path"].startswith(want) and r["path"].endswith(suffix))
 
     def client(self, access_key: str | None = None, secret_key: str | None = None):
         """A boto3 client of the twin itself (seed, the gateway's checkpoint reads): its User-Agent says so, and

@@ -20,6 +20,7 @@ import uuid
 import yaml
 
 from . import bundle as bundle_mod
+from . import model_cache
 from .bundle import InvalidValue
 from .dtos import GpuType, LLMInferenceFramework, ModelEndpointType, Quantization, explicit_vllm_args
 
@@ -316,6 +317,11 @@ class ModelEngine:
             raise KeyError(f"ConfigMap {name} not found")
         return cm.get("data") or {}
 
+    async def model_cache_settings(self) -> model_cache.CacheSettings:
+        """MODEL_CACHE_* of the gateway process (the env of the ``model-engine`` Deployment, from the chart's modelCache)."""
+        dep = await self.kube.get("Deployment", "model-engine", self.config.gateway_namespace)
+        return model_cache.settings_from_deployment(dep)
+
     async def latest_tag(self, framework: str) -> str:
         data = await self.read_config_map(LATEST_CM)
         if framework not in data:
@@ -416,14 +422,16 @@ class ModelEngine:
             if not [f for f in model_files if f.endswith(".safetensors")]:
                 raise InvalidValue("No safetensors found in the checkpoint path.")
         form = self.faults.get("download_form", endpoint_name) or {}
+        cache = await self.model_cache_settings()
         command = bundle_mod.vllm_command(
             model_name=model_name, checkpoint_path=checkpoint_path, num_shards=num_shards, quantize=quantize,
             chat_template_override=chat_template_override, additional_args=additional_args,
             download_tool=form.get("tool", self.config.download_tool),
             wait_guard=form.get("wait_guard", self.config.wait_guard),
-            s3_endpoint_url=self.config.s3_endpoint_url)
+            s3_endpoint_url=self.config.s3_endpoint_url, image_tag=tag, cache=cache)
         b = bundle_mod.Bundle(id="bun_" + new_endpoint_id()[4:], name=endpoint_name,
-                              repository=self.config.vllm_repository, tag=tag, command=command, created_at=iso(now()))
+                              repository=self.config.vllm_repository, tag=tag, command=command, created_at=iso(now()),
+                              model_cache=cache if cache.enabled else None)
         self.bundles[b.id] = b
         return b
 
@@ -478,7 +486,8 @@ class ModelEngine:
                 raise HTTPError(400, "The specified model endpoint already exists.")
             metadata = copy.deepcopy(req.metadata)
             llm = {"model_name": req.model_name, "source": req.source.value, "inference_framework": framework,
-                   "inference_framework_image_tag": tag, "num_shards": req.num_shards, "model_cache_enabled": False,
+                   "inference_framework_image_tag": tag, "num_shards": req.num_shards,
+                   "model_cache_enabled": b.model_cache is not None,
                    "quantize": req.quantize.value if req.quantize else None, "checkpoint_path": req.checkpoint_path,
                    "chat_template_override": req.chat_template_override}
             if vllm_args:
@@ -568,7 +577,8 @@ class ModelEngine:
                 chat_template_override=chat, nodes_per_worker=rec["nodes_per_worker"],
                 additional_args={k: v for k, v in merged_args.items() if k != "enable_startup_metrics"})
             new_llm = {"model_name": model_name, "source": source, "inference_framework": framework,
-                       "inference_framework_image_tag": tag, "num_shards": num_shards, "model_cache_enabled": False,
+                       "inference_framework_image_tag": tag, "num_shards": num_shards,
+                       "model_cache_enabled": new_bundle.model_cache is not None,
                        "quantize": quantize, "checkpoint_path": checkpoint_path, "chat_template_override": chat}
             if merged_args:
                 new_llm["vllm_additional_args"] = merged_args
@@ -614,7 +624,7 @@ class ModelEngine:
         name = resource_name(rec["id"])
         failed = set()
         for kind, counted in DELETE_ORDER:
-            names = [name]
+            names = [f"{name}-model-cache" if kind == "PersistentVolumeClaim" else name]
             if kind == "ConfigMap":
                 names = [cm["metadata"]["name"] for cm in await self.kube.list("ConfigMap", ns, f"endpoint_id={rec['id']}")]
             for n in names:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from tests.twin.k8s.auth import ADMIN_TOKEN, READONLY_CONTEXT, READONLY_TOKEN
 
+from . import model_cache
 from .api import ModelEngineAPI, k8s_service_proxy
 from .builder import EndpointBuilder
 from .config import LATEST_TAGS, MODEL_ENGINE_IMAGE, RECOMMENDED_HARDWARE, ServiceConfig
@@ -35,6 +36,13 @@ log = logging.getLogger("twin")
 GPU_NODE = "hpc-k8s-phy-wrk-g01"
 CPU_NODE = "hpc-k8s-phy-wrk-c01"
 DEFAULT_USER = "test-user-id"
+
+
+# The cluster's storage (a Ceph cluster with both CSI drivers, and a node-local provisioner): (class, provisioner, default,
+# volumeBindingMode). A test adds others with ``twin.emulator.add_storage_class`` / ``add_provisioner``.
+DEFAULT_STORAGE_CLASSES = [("ceph-rbd", "rbd.csi.ceph.com", True, "Immediate"),
+                           ("cephfs", "cephfs.csi.ceph.com", False, "Immediate"),
+                           ("local-path", "rancher.io/local-path", False, "WaitForFirstConsumer")]
 
 
 def default_nodes() -> list[dict]:
@@ -155,6 +163,12 @@ class Twin:
                                  nodes=list(self.options.nodes))
         self.emulator.image_exists = self.registry.exists
         await self.emulator.start()
+        from tests.twin.k8s.storage import ceph_rbd, cephfs, local_path
+
+        for prov in (ceph_rbd(), cephfs(), local_path()):
+            self.emulator.add_provisioner(prov)
+        for name, prov, default, mode in DEFAULT_STORAGE_CLASSES:
+            self.emulator.add_storage_class(name, prov, default=default, binding_mode=mode)
         self.kube = Kube(self.emulator.kubeconfig_path)
         self.control_plane_runtime = ControlPlaneRuntime(self.registry, self.config)
         self.emulator.register_runtime(self.control_plane_runtime)
@@ -249,6 +263,34 @@ class Twin:
             "name": "model-engine", "namespace": ns, "labels": dict(labels, app="model-engine"), "annotations": helm_owned},
             "spec": {"type": "ClusterIP", "selector": {"app": "model-engine"},
                      "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP", "name": "http"}]}})
+
+    async def apply_model_cache(self, values: dict | None = None) -> None:
+        """What ``helm upgrade`` with ``modelCache`` values does to the twin's control plane (the chart stand-in renders
+        the same): ``MODEL_CACHE_ENABLED``/``MODEL_CACHE_MOUNT_PATH``/``MODEL_CACHE_LOCK_STALE_SECONDS`` on the gateway and
+        the builder (a rollout) and ``persistent-volume-claim.yaml`` in the service template ConfigMap. ``None`` or
+        ``{"enabled": False}`` turns it off. ``values`` use the chart's names (storage, storageClassName, accessMode,
+        mountPath, lockStaleSeconds)."""
+        v = {"enabled": False, "storage": "100Gi", "storageClassName": "", "accessMode": "ReadWriteMany",
+             "mountPath": model_cache.DEFAULT_MOUNT_PATH, "lockStaleSeconds": model_cache.DEFAULT_LOCK_STALE_SECONDS,
+             **(values or {})}
+        ns = self.config.gateway_namespace
+        cache_env = [{"name": model_cache.ENV_ENABLED, "value": "true"},
+                     {"name": model_cache.ENV_MOUNT_PATH, "value": str(v["mountPath"])},
+                     {"name": model_cache.ENV_LOCK_STALE, "value": str(v["lockStaleSeconds"])}] if v["enabled"] else []
+        names = {e["name"] for e in cache_env} | {model_cache.ENV_ENABLED, model_cache.ENV_MOUNT_PATH, model_cache.ENV_LOCK_STALE}
+        for app in ("model-engine", "model-engine-endpoint-builder"):
+            dep = await self.kube.get("Deployment", app, ns)
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            env = [e for e in container.get("env") or [] if e["name"] not in names] + cache_env
+            if env != (container.get("env") or []):
+                container["env"] = env
+                await self.kube.replace("Deployment", app, ns, dep)
+        data = {model_cache.PVC_TEMPLATE_KEY: model_cache.render_template(v)} if v["enabled"] else {}
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": model_cache.TEMPLATE_CONFIG_MAP, "namespace": ns,
+            "annotations": {"helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-weight": "-2"}}, "data": data}
+        await self.kube.delete("ConfigMap", model_cache.TEMPLATE_CONFIG_MAP, ns)
+        await self.kube.create("ConfigMap", ns, cm)
 
     def chart_config_map_bodies(self) -> list[tuple[str, dict]]:
         """(namespace, ConfigMap) the chart's pre-install/pre-upgrade hooks write: ``aws_config_map.yaml``
