@@ -120,12 +120,12 @@ def test_the_cache_through_the_helm_method_downloads_once_and_a_restart_is_a_cac
 def test_revert_restores_the_cache_setting_of_the_record(playbook, odp_twin, helm_cache):
     assert playbook("deploy_model_engine.yml", extra=dict(HELM, model_engine_model_cache=CACHE)).rc == 0
     # an upgrade that turns the cache off and breaks the gateway image: the automatic revert brings the cache back
-    broken = playbook("deploy_model_engine.yml", extra=dict(HELM, model_engine_tag="onprem99", model_engine_model_cache=OFF))
+    broken = playbook("deploy_model_engine.yml", extra=dict(HELM, model_engine_tag="onprem21", model_engine_model_cache=OFF))  # crash-loops
     assert broken.rc != 0 and "Reverted to the last-known-good" in " ".join(broken.stdout.split()), broken
     assert control_plane_env(odp_twin)["model-engine"].get("MODEL_CACHE_ENABLED") == "true"
     assert lkg(odp_twin)["model_cache"]["enabled"] is True
     # the emergency revert does the same from the record
-    off = playbook("deploy_model_engine.yml", extra=dict(HELM, model_engine_tag="onprem99", model_engine_model_cache=OFF,
+    off = playbook("deploy_model_engine.yml", extra=dict(HELM, model_engine_tag="onprem21", model_engine_model_cache=OFF,
                                                           model_engine_deploy_auto_revert=False))
     assert off.rc != 0 and "MODEL_CACHE_ENABLED" not in control_plane_env(odp_twin)["model-engine"]
     assert playbook("revert.yml", extra=dict(HELM, model_engine_model_cache=OFF)).rc == 0
