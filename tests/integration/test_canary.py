@@ -117,7 +117,7 @@ def test_drift_is_reported_and_rebuilt_one_at_a_time_idempotently(playbook, odp_
     assert forwarders(odp_twin, "drift-a") == [REPO_IMG + "onprem20"] * 2  # it keeps the forwarder of its builder
 
     status = flat(playbook("endpoint_status.yml"))
-    assert "drift-a: READY, 1 worker(s) available, serving, forwarder onprem20 (DRIFTED)" in status
+    assert "drift-a (owner test-user-id): READY, 1 worker(s) available, serving, forwarder onprem20 (DRIFTED)" in status
     assert "Forwarder drift (control plane onprem19): 1 of 1 endpoint(s) built by an older control plane:" in status
     assert "drift-a: forwarder onprem20, control plane onprem19" in status
     assert playbook("environment_report.yml", extra={"report_dir": str(tmp_path)}).rc == 0

@@ -64,7 +64,7 @@ def test_main_flows_in_both_modes(playbook, gateway, mode):
     assert verify.rc == 0, verify
     assert "completion" in verify.stdout
     status = playbook("endpoint_status.yml", extra=extra)
-    assert status.rc == 0 and "%s: READY" % name in status.stdout, status
+    assert status.rc == 0 and "%s (owner test-user-id): READY" % name in status.stdout, status
 
 
 def test_deploy_revert_and_site_through_the_kubernetes_api(playbook, gateway, odp_twin):
