@@ -19,12 +19,8 @@ from ansible_collections.odp.model_engine.plugins.module_utils.errors import Kub
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes, quantity_to_cores
 
 try:
-    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api, PolicyV1Api, StorageV1Api
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.stream import stream
 except ImportError:  # reported by ModelEngineModule(requires=("kubernetes",))
-    AppsV1Api = AutoscalingV2Api = CoreV1Api = PolicyV1Api = StorageV1Api = stream = None
-
     class ApiException(Exception):  # so that ``except ApiException`` stays valid without the client
         status = None
 
@@ -49,8 +45,33 @@ def api_client(params):
     return getattr(client.client, "client", client.client)
 
 
+def generated_api(name, client):
+    """``kubernetes.client.<name>(client)``, imported when first asked for: each generated API class builds its
+    models at import (CoreV1Api alone costs 0.4-0.7 s of CPU), and most modules need one or two of them."""
+    import kubernetes.client
+
+    return getattr(kubernetes.client, name)(client)
+
+
 def core_api(params):
-    return CoreV1Api(api_client(params))
+    return generated_api("CoreV1Api", api_client(params))
+
+
+class _LazyApi(object):
+    """A Kube attribute made on first use (a non-data descriptor: the instance's own attribute wins afterwards)."""
+
+    def __init__(self, class_name):
+        self.class_name = class_name
+        self.name = None
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        api = obj.__dict__[self.name] = generated_api(self.class_name, obj.client)
+        return api
 
 
 # kind -> (API attribute of Kube, method suffix of the generated client, namespaced)
@@ -82,13 +103,14 @@ class Kube(object):
     """The Kubernetes calls the domain modules make, every one guarded: an API or connection error is raised as
     KubeError naming what was asked; objects come back as plain dicts (``sanitize_for_serialization``)."""
 
+    core = _LazyApi("CoreV1Api")
+    apps = _LazyApi("AppsV1Api")
+    autoscaling = _LazyApi("AutoscalingV2Api")
+    policy = _LazyApi("PolicyV1Api")
+    storage = _LazyApi("StorageV1Api")
+
     def __init__(self, params=None, client=None):
         self.client = client if client is not None else api_client(params or {})
-        self.core = CoreV1Api(self.client)
-        self.apps = AppsV1Api(self.client)
-        self.autoscaling = AutoscalingV2Api(self.client)
-        self.policy = PolicyV1Api(self.client)
-        self.storage = StorageV1Api(self.client)
 
     def call(self, what, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` as plain data; KubeError (with the HTTP status) when it fails."""
@@ -203,6 +225,8 @@ class Kube(object):
         """Run argv in the container through the exec API; return (rc, stdout, stderr)."""
         where = "exec in %s/%s container %s" % (namespace, pod, container)
         try:
+            from kubernetes.stream import stream
+
             resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv), container=container,
                           stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
         except ApiException as e:

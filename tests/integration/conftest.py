@@ -117,10 +117,14 @@ def playbook(twin_vars, tmp_path):
         env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
                "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ.get("PATH", ""))}
+        if os.environ.get("ODP_PROFILE_TASKS"):  # where a run's time goes: per-task durations in its stdout
+            env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
         runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(REPO), playbook=str(REPO / "playbooks" / name),
                                     inventory=str(inventory or REPO / "inventories" / "local"), cmdline=" ".join(cmd), envvars=env,
                                     quiet=True, timeout=timeout)
         result = PlaybookRun(runner, "%s %s" % (name, " ".join(cmd)))
+        if os.environ.get("ODP_PLAYBOOK_LOG_DIR"):  # keep every run's output for a look after the test
+            Path(os.environ["ODP_PLAYBOOK_LOG_DIR"], "%s-%d.log" % (tmp_path.name, count[0])).write_text(result.stdout)
         check_job_events(result, secrets, private / "artifacts")
         return result
 

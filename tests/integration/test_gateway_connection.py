@@ -11,8 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.integration.conftest import kubectl
 from tests.twin.tests.conftest_platform import RUNBOOK_BODY
 
@@ -50,10 +48,10 @@ def test_a_gateway_with_no_ready_pod_says_so(module, odp_twin):
         kubectl(odp_twin, "rollout", "status", "deployment/model-engine", "--timeout=60s")
 
 
-@pytest.mark.parametrize("mode", ["kubernetes", "url"])
-def test_main_flows_in_both_modes(playbook, gateway, mode):
-    extra = dict(FAST, **(THROUGH_K8S if mode == "kubernetes" else {}))
-    name = "conn-%s" % mode[:3]
+# The same flows with connection: url are every other integration test's (test_endpoint_lifecycle, test_sync_and_readiness).
+def test_main_flows_through_the_kubernetes_api(playbook, gateway):
+    extra = dict(FAST, **THROUGH_K8S)
+    name = "conn-kub"
     body = dict(json.loads((Path(__file__).resolve().parents[2] / "playbooks/vars/test-endpoint-v1.json").read_text()), name=name)
     create = playbook("create_endpoint.yml", extra=dict(extra, endpoint=body))
     assert create.rc == 0, create
