@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import K8S_AUTH_SPEC  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
@@ -37,6 +35,10 @@ def api_client(params):
         kwargs["validate_certs"] = params["k8s_validate_certs"]
     if params.get("k8s_ca_cert"):
         kwargs["ca_cert"] = params["k8s_ca_cert"]
+    # imported here: kubernetes.core's client factory pulls in the dynamic client (0.2 s), which modules that only
+    # import this file for its helpers never need
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+
     try:
         client = get_api_client(**kwargs)
     except Exception as e:  # CoreException, ConfigException
@@ -55,6 +57,13 @@ def generated_api(name, client):
 
 def core_api(params):
     return generated_api("CoreV1Api", api_client(params))
+
+
+def stream(*args, **kwargs):
+    """``kubernetes.stream.stream`` (the WebSocket exec), imported on first use."""
+    from kubernetes.stream import stream as ws_stream
+
+    return ws_stream(*args, **kwargs)
 
 
 class _LazyApi(object):
@@ -225,8 +234,6 @@ class Kube(object):
         """Run argv in the container through the exec API; return (rc, stdout, stderr)."""
         where = "exec in %s/%s container %s" % (namespace, pod, container)
         try:
-            from kubernetes.stream import stream
-
             resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv), container=container,
                           stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
         except ApiException as e:

@@ -279,18 +279,46 @@ class Twin:
                      {"name": model_cache.ENV_LOCK_STALE, "value": str(v["lockStaleSeconds"])}] if v["enabled"] else []
         names = {e["name"] for e in cache_env} | {model_cache.ENV_ENABLED, model_cache.ENV_MOUNT_PATH, model_cache.ENV_LOCK_STALE}
         for app in ("model-engine", "model-engine-endpoint-builder"):
-            dep = await self.kube.get("Deployment", app, ns)
-            container = dep["spec"]["template"]["spec"]["containers"][0]
-            env = [e for e in container.get("env") or [] if e["name"] not in names] + cache_env
-            if env != (container.get("env") or []):
-                container["env"] = env
-                await self.kube.replace("Deployment", app, ns, dep)
+            if await self._set_env(ns, app, names, cache_env):
+                await self._rolled_out(ns, app)   # as `helm upgrade --wait`: the old pods are gone
         data = {model_cache.PVC_TEMPLATE_KEY: model_cache.render_template(v)} if v["enabled"] else {}
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": model_cache.TEMPLATE_CONFIG_MAP, "namespace": ns,
             "annotations": {"helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-weight": "-2"}}, "data": data}
         await self.kube.delete("ConfigMap", model_cache.TEMPLATE_CONFIG_MAP, ns)
         await self.kube.create("ConfigMap", ns, cm)
+
+    async def _set_env(self, ns: str, app: str, names: set, env_add: list) -> bool:
+        """Replace the Deployment's env entries ``names`` with ``env_add``; re-read on a 409 (the controllers write
+        its status meanwhile). Whether it changed."""
+        from kubernetes.client.exceptions import ApiException
+
+        for _attempt in range(10):
+            dep = await self.kube.get("Deployment", app, ns)
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            env = [e for e in container.get("env") or [] if e["name"] not in names] + env_add
+            if env == (container.get("env") or []):
+                return False
+            container["env"] = env
+            try:
+                await self.kube.replace("Deployment", app, ns, dep)
+                return True
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise RuntimeError(f"Deployment {ns}/{app}: 10 conflicts in a row")
+
+    async def _rolled_out(self, ns: str, app: str, timeout: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            dep = await self.kube.get("Deployment", app, ns)
+            st, want = dep.get("status") or {}, (dep.get("spec") or {}).get("replicas", 1)
+            if (st.get("observedGeneration") or 0) >= dep["metadata"]["generation"] and \
+                    st.get("updatedReplicas") == st.get("replicas") == st.get("availableReplicas") == want:
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"Deployment {ns}/{app} did not roll out within {timeout}s")
 
     def chart_config_map_bodies(self) -> list[tuple[str, dict]]:
         """(namespace, ConfigMap) the chart's pre-install/pre-upgrade hooks write: ``aws_config_map.yaml``

@@ -14,7 +14,8 @@ def test_client_requests_are_logged_per_service_and_the_twin_own_traffic_is_not(
     before = {k: len(v) for k, v in odp_twin.client_requests().items()}
     time.sleep(2 * odp_twin.config.control_plane_poll + 0.5)  # the twin polls the cluster in the background
     idle = odp_twin.client_requests()
-    assert {k: len(v) for k, v in idle.items()} == before, "the twin's own requests were counted"
+    assert {k: len(v) for k, v in idle.items()} == before, ("the twin's own requests were counted",
+                                                             {k: v[before[k]:] for k, v in idle.items()})
 
     assert me.get("/v1/llm/model-endpoints/nope").status == 404
     core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=str(odp_twin.emulator.kubeconfig_path)))
