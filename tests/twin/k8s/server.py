@@ -110,7 +110,7 @@ class ApiServer:
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
         self.request_log: list[tuple[str, str, int]] = []
         # Requests of clients other than the twin itself (TWIN_CLIENT_HEADER),
-        # uncapped: (unix time, method, path and query, status). Tests count what a run sent.
+        # uncapped: (unix time the request started, method, path and query, status). Tests count what a run sent.
         self.client_request_log: list[tuple[float, str, str, int]] = []
         # (client, method) -> requests served: client is "twin" for the twin's own control plane, else the first token of
         # the User-Agent (as the apiserver's field manager is derived); never capped, unlike request_log
@@ -118,6 +118,7 @@ class ApiServer:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
+        started = time.time()   # logged with the request's start: a watch is logged when it ends, maybe minutes later
         client = "twin" if TWIN_CLIENT_HEADER in request.headers else manager_from_user_agent(request.headers.get("User-Agent"))
         self.request_counts[(client, request.method)] += 1
         try:
@@ -135,7 +136,7 @@ class ApiServer:
         if len(self.request_log) < 5000:
             self.request_log.append((request.method, request.path_qs, status))
         if TWIN_CLIENT_HEADER not in request.headers:
-            self.client_request_log.append((time.time(), request.method, request.path_qs, status))
+            self.client_request_log.append((started, request.method, request.path_qs, status))
         return resp
 
     # -- dispatch ------------------------------------------------------------------------------------------------------

@@ -150,7 +150,8 @@ def _check_credentials_rejected(twin_kubectl, name: str, pod_name: str, download
         assert 'ERROR "cp s3://scale-gp-models/intermediate-model-aws/* model_files": AccessDenied' in prev
     else:   # `aws s3 sync` fails in the background; the runbook's guard then waits for files that never come
         def waiting_after_denial():
-            log = twin_kubectl("logs", "-n", NS, pod_name, "-c", "main").stdout
+            # check=False: until the container starts, kubectl logs answers 400 "is waiting to start" (a loaded machine)
+            log = twin_kubectl("logs", "-n", NS, pod_name, "-c", "main", check=False).stdout
             denied = "fatal error: An error occurred (AccessDenied) when calling the ListObjectsV2 operation: Access Denied"
             return log if denied in log and "Waiting for model files..." in log.split(denied, 1)[1] else None
 

@@ -12,10 +12,12 @@ from botocore.config import Config
 
 def test_client_requests_are_logged_per_service_and_the_twin_own_traffic_is_not(odp_twin, me):
     before = {k: len(v) for k, v in odp_twin.client_requests().items()}
+    t0 = time.time()
     time.sleep(2 * odp_twin.config.control_plane_poll + 0.5)  # the twin polls the cluster in the background
     idle = odp_twin.client_requests()
-    assert {k: len(v) for k, v in idle.items()} == before, ("the twin's own requests were counted",
-                                                             {k: v[before[k]:] for k, v in idle.items()})
+    # requests that started in the window (a watch an earlier test's kubectl opened is logged when it ends, later)
+    new = {k: [r for r in v[before[k]:] if k == "s3" or r[0] >= t0] for k, v in idle.items()}
+    assert new == {k: [] for k in idle}, ("the twin's own requests were counted", new)
 
     assert me.get("/v1/llm/model-endpoints/nope").status == 404
     core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=str(odp_twin.emulator.kubeconfig_path)))
