@@ -6,17 +6,10 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.odp.model_engine.plugins.module_utils.registry import image_tag
+
 FORWARDER = "http-forwarder"
 BUILDER = "model-engine-endpoint-builder"
-
-
-def _tag(image):
-    if not image:
-        return None
-    if "@" in image:
-        return image.split("@", 1)[1]
-    last = image.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else "latest"
 
 
 def _containers(deployment):
@@ -39,7 +32,7 @@ def forwarder_drift(deployments, control_plane, only_drifted=False):
     if not isinstance(deployments, list):
         raise AnsibleFilterError("forwarder_drift expects a list of Deployment objects")
     expected_image = _control_plane_image(control_plane)
-    expected = _tag(expected_image)
+    expected = image_tag(expected_image)
     if not expected:
         raise AnsibleFilterError("forwarder_drift: the control plane has no image")
     out = []
@@ -49,7 +42,7 @@ def forwarder_drift(deployments, control_plane, only_drifted=False):
         forwarder = next((c for c in _containers(dep) if c.get("name") == FORWARDER), None)
         if forwarder is None:
             continue  # not an endpoint built by model-engine (or a kind without a forwarder)
-        tag = _tag(forwarder.get("image"))
+        tag = image_tag(forwarder.get("image"))
         out.append({"name": labels.get("endpoint_name") or meta.get("name"), "endpoint_id": labels.get("endpoint_id"),
                     "deployment": meta.get("name"), "namespace": meta.get("namespace"), "created_by": labels.get("created_by"),
                     "forwarder_image": forwarder.get("image"), "forwarder_tag": tag, "control_plane_image": expected_image,

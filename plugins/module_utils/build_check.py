@@ -30,6 +30,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.follow import Fol
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import SERVING
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_spec, container_status, pod_rs, pod_summary
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import quantity_to_bytes
+from ansible_collections.odp.model_engine.plugins.module_utils.registry import image_tag
 
 FORWARDER = "http-forwarder"
 BUILD_CAUSES = ("downloading", "loading", "serving")
@@ -55,16 +56,6 @@ CHECKS = {
 
 class BuildCheckError(OdpError):
     """The endpoint did not reach the depth, or what its builder wrote is wrong; the message is the diagnosis."""
-
-
-def image_tag(image):
-    """The tag of ``host/repo:tag`` (``latest`` without one, the digest for ``@sha256:``)."""
-    if not image:
-        return None
-    if "@" in image:
-        return image.split("@", 1)[1]
-    last = image.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else "latest"
 
 
 def command_text(pod):

@@ -99,7 +99,7 @@ def marker(observer, obs, ns):
                  started_at=((container_status(pod, cname).get("state") or {}).get("running") or {}).get("startedAt"))
     logs = (obs.logs.get(pod["metadata"]["name"]) or {}).get(cname)
     if logs is None:
-        logs = observer.kube.logs(ns, pod["metadata"]["name"], cname, observer.p.get("log_lines") or 30)
+        logs = observer.kube.logs(ns, pod, cname, observer.p.get("log_lines") or 30)
         obs.logs.setdefault(pod["metadata"]["name"], {})[cname] = logs
     if "--- current instance ---" in logs:
         logs = logs[logs.index("--- current instance ---") + 1:]

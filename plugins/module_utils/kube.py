@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from ansible.module_utils.six.moves.urllib.parse import quote
+
 from ansible_collections.odp.model_engine.plugins.module_utils.args_common import K8S_AUTH_SPEC  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import resource_name
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
@@ -55,15 +57,11 @@ def generated_api(name, client):
     return getattr(kubernetes.client, name)(client)
 
 
-def core_api(params):
-    return generated_api("CoreV1Api", api_client(params))
+def stream(configuration, url, headers):
+    """The WebSocket client of an exec request (``kubernetes.stream``'s transport, imported on first use), unstarted."""
+    from kubernetes.stream.ws_client import websocket_call
 
-
-def stream(*args, **kwargs):
-    """``kubernetes.stream.stream`` (the WebSocket exec), imported on first use."""
-    from kubernetes.stream import stream as ws_stream
-
-    return ws_stream(*args, **kwargs)
+    return websocket_call(configuration, "GET", url, headers=headers, _preload_content=False)
 
 
 class _LazyApi(object):
@@ -83,25 +81,43 @@ class _LazyApi(object):
         return api
 
 
-# kind -> (API attribute of Kube, method suffix of the generated client, namespaced)
+# kind -> (API path, plural, namespaced). Kube asks the REST paths itself: the generated CoreV1Api, AppsV1Api and
+# StorageV1Api build some 300 pydantic models when imported (0.5, 0.17 and 0.16 s of CPU per module run), for objects
+# the collection only ever reads as plain JSON.
 KINDS = {
-    "Pod": ("core", "pod", True),
-    "Service": ("core", "service", True),
-    "ConfigMap": ("core", "config_map", True),
-    "Event": ("core", "event", True),
-    "Endpoints": ("core", "endpoints", True),
-    "PersistentVolumeClaim": ("core", "persistent_volume_claim", True),
-    "PersistentVolume": ("core", "persistent_volume", False),
-    "StorageClass": ("storage", "storage_class", False),
-    "Node": ("core", "node", False),
-    "Deployment": ("apps", "deployment", True),
-    "ReplicaSet": ("apps", "replica_set", True),
-    "HorizontalPodAutoscaler": ("autoscaling", "horizontal_pod_autoscaler", True),
-    "PodDisruptionBudget": ("policy", "pod_disruption_budget", True),
+    "Pod": ("api/v1", "pods", True),
+    "Service": ("api/v1", "services", True),
+    "ConfigMap": ("api/v1", "configmaps", True),
+    "Secret": ("api/v1", "secrets", True),
+    "Event": ("api/v1", "events", True),
+    "Endpoints": ("api/v1", "endpoints", True),
+    "PersistentVolumeClaim": ("api/v1", "persistentvolumeclaims", True),
+    "PersistentVolume": ("api/v1", "persistentvolumes", False),
+    "Node": ("api/v1", "nodes", False),
+    "StorageClass": ("apis/storage.k8s.io/v1", "storageclasses", False),
+    "Deployment": ("apis/apps/v1", "deployments", True),
+    "ReplicaSet": ("apis/apps/v1", "replicasets", True),
+    "HorizontalPodAutoscaler": ("apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    "PodDisruptionBudget": ("apis/policy/v1", "poddisruptionbudgets", True),
 }
 
 
+def resource_path(kind, namespace=None, name=None, subresource=None):
+    """``/api/v1/namespaces/ns/pods/name/log`` and the like, for a kind of KINDS."""
+    prefix, plural, namespaced = KINDS[kind]
+    parts = ["", prefix] + (["namespaces", quote(namespace, safe="")] if namespaced and namespace else []) + [plural]
+    return "/".join(parts + [quote(x, safe="") for x in (name, subresource) if x])
+
+
 MISSING = object()  # what Kube.call_or_missing returns for a 404
+
+
+def container_restarted(pod, name):
+    """Whether container ``name`` of ``pod`` has a previous instance (a log of it to read)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == name:
+            return cs.get("restartCount", 0) > 0
+    return False
 
 
 def newest_first(items):
@@ -110,29 +126,64 @@ def newest_first(items):
 
 class Kube(object):
     """The Kubernetes calls the domain modules make, every one guarded: an API or connection error is raised as
-    KubeError naming what was asked; objects come back as plain dicts (``sanitize_for_serialization``)."""
+    KubeError naming what was asked; objects come back as plain dicts (the API server's JSON)."""
 
-    core = _LazyApi("CoreV1Api")
-    apps = _LazyApi("AppsV1Api")
-    autoscaling = _LazyApi("AutoscalingV2Api")
-    policy = _LazyApi("PolicyV1Api")
-    storage = _LazyApi("StorageV1Api")
+    core = _LazyApi("CoreV1Api")  # for the port-forward of gateway_tunnel only
 
     def __init__(self, params=None, client=None):
         self.client = client if client is not None else api_client(params or {})
+        self.requests = 0  # every HTTP request made through the client (reads, writes, logs, exec, pod proxy)
+        call_api = getattr(self.client, "call_api", None)
+        if call_api is not None:
+            def counted(*args, **kwargs):
+                self.requests += 1
+                return call_api(*args, **kwargs)
+
+            self.client.call_api = counted
+
+    def request(self, what, method, path, query=None, body=None):
+        """One REST request through the client (its base URL, credentials, TLS settings and retries): the decoded
+        JSON answer (the text for a log). KubeError naming ``what`` (with the HTTP status) when it fails. A PATCH is
+        a strategic merge patch (as kubectl's)."""
+        headers = {"Accept": "application/json, */*"}
+        if body is not None:
+            headers["Content-Type"] = "application/strategic-merge-patch+json" if method == "PATCH" else "application/json"
+        try:
+            serialized = self.client.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
+                                                     header_params=headers, body=body, auth_settings=["BearerToken"])
+            resp = self.client.call_api(*serialized)
+            data = resp.read()
+        except ApiException as e:
+            raise api_error(e, what)
+        except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
+            raise KubeError("%s failed: %s" % (what, e))
+        text = (data or b"").decode("utf-8", "replace")
+        if not 200 <= resp.status <= 299:
+            raise http_error(what, resp.status, resp.reason, text)
+        if "json" not in (resp.getheader("Content-Type") or "application/json"):
+            return text
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            return text
+
+    def request_or_missing(self, what, method, path, **kwargs):
+        """``request``, but an object that does not exist (404) is ``MISSING`` instead of an error."""
+        try:
+            return self.request(what, method, path, **kwargs)
+        except KubeError as e:
+            if e.status == 404:
+                return MISSING
+            raise
 
     def call(self, what, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` as plain data; KubeError (with the HTTP status) when it fails."""
+        """``fn(*args, **kwargs)`` of a generated API as plain data; KubeError (with the HTTP status) when it fails."""
         try:
             return self.client.sanitize_for_serialization(fn(*args, **kwargs))
         except ApiException as e:
             raise api_error(e, what)
         except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
             raise KubeError("%s failed: %s" % (what, e))
-
-    def _method(self, verb, kind):
-        api, suffix, namespaced = KINDS[kind]
-        return getattr(getattr(self, api), "%s_%s%s" % (verb, "namespaced_" if namespaced else "", suffix)), namespaced
 
     def call_or_missing(self, what, fn, *args, **kwargs):
         """``call``, but an object that does not exist (404) is ``MISSING`` instead of an error."""
@@ -145,29 +196,25 @@ class Kube(object):
 
     def create(self, kind, body, namespace=None):
         """Create an object (a dict body); the created object."""
-        fn, namespaced = self._method("create", kind)
-        args = (namespace, body) if namespaced else (body,)
-        return self.call("Creating %s %s/%s" % (kind, namespace or "", (body.get("metadata") or {}).get("name")), fn, *args)
+        what = "Creating %s %s/%s" % (kind, namespace or "", (body.get("metadata") or {}).get("name"))
+        return self.request(what, "POST", resource_path(kind, namespace), body=body)
 
     def delete(self, kind, name, namespace=None):
         """Delete an object; False when it was already gone."""
-        fn, namespaced = self._method("delete", kind)
-        args = (name, namespace) if namespaced else (name,)
-        return self.call_or_missing("Deleting %s %s/%s" % (kind, namespace or "", name), fn, *args) is not MISSING
+        what = "Deleting %s %s/%s" % (kind, namespace or "", name)
+        return self.request_or_missing(what, "DELETE", resource_path(kind, namespace, name)) is not MISSING
 
     def get(self, kind, name, namespace=None):
         """The object, or None when it does not exist."""
-        fn, namespaced = self._method("read", kind)
-        args = (name, namespace) if namespaced else (name,)
-        found = self.call_or_missing("Reading %s %s/%s" % (kind, namespace or "", name), fn, *args)
+        found = self.request_or_missing("Reading %s %s/%s" % (kind, namespace or "", name), "GET", resource_path(kind, namespace, name))
         return None if found is MISSING else found
 
     def list(self, kind, namespace=None, selector=None, field_selector=None):
-        fn, namespaced = self._method("list", kind)
-        kwargs = {k: v for k, v in (("label_selector", selector), ("field_selector", field_selector)) if v}
-        args = (namespace,) if namespaced else ()
-        what = "Listing %ss%s%s" % (kind, " in %s" % namespace if namespaced else "", " (%s)" % selector if selector else "")
-        return (self.call(what, fn, *args, **kwargs) or {}).get("items", [])
+        """The objects of a kind (in ``namespace``; every namespace without one), by label and field selectors."""
+        query = {k: v for k, v in (("labelSelector", selector), ("fieldSelector", field_selector)) if v}
+        where = " in %s" % namespace if namespace and KINDS[kind][2] else (" in all namespaces" if KINDS[kind][2] else "")
+        what = "Listing %ss%s%s" % (kind, where, " (%s)" % selector if selector else "")
+        return (self.request(what, "GET", resource_path(kind, namespace), query=query) or {}).get("items", [])
 
     def events(self, namespace, involved=None, warning_only=False):
         """Events (about one object when ``involved`` names it), oldest first."""
@@ -181,17 +228,14 @@ class Kube(object):
         """Last lines of a container's log, preceded by the previous instance's when it restarted: a
         crash-looping container's error is in the previous log while the new one only starts up. ``head_bytes``
         also reads the current log's beginning (a download tool's error comes early, then a guard loop may print
-        the same line every few seconds for hours)."""
+        the same line every few seconds for hours). ``pod``: its name, or the pod as read (then a container that
+        never restarted costs no request for a previous instance that cannot exist)."""
+        restarted = True
+        if isinstance(pod, dict):
+            pod, restarted = pod["metadata"]["name"], container_restarted(pod, container)
         out = self._head(namespace, pod, container, head_bytes) if head_bytes else []
-        for previous in (True, False):
-            try:
-                text = self.core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines, previous=previous)
-            except ApiException as e:
-                if e.status in (401, 403):
-                    raise api_error(e, "Reading the log of %s/%s container %s" % (namespace, pod, container))
-                continue  # no previous instance (400), or the container has not started
-            except Exception as e:  # connection errors
-                raise KubeError("Reading the log of %s/%s container %s failed: %s" % (namespace, pod, container, e))
+        for previous in (True, False) if restarted else (False,):
+            text = self._log(namespace, pod, container, tailLines=lines, previous="true" if previous else "false")
             if text and text.strip():
                 out += (["--- previous instance ---"] if previous else []) + text.splitlines()
                 if previous:
@@ -199,15 +243,20 @@ class Kube(object):
         return out
 
     def _head(self, namespace, pod, container, head_bytes):
+        text = self._log(namespace, pod, container, limitBytes=head_bytes)
+        return [*text.splitlines(), "--- last lines ---"] if text is not None else []
+
+    def _log(self, namespace, pod, container, **query):
+        """The text of a log request; None when there is none (no previous instance: 400, or not started yet);
+        KubeError when the credentials are refused or the API server cannot be reached."""
         try:
-            text = self.core.read_namespaced_pod_log(pod, namespace, container=container, limit_bytes=head_bytes)
-        except ApiException as e:
-            if e.status in (401, 403):
-                raise api_error(e, "Reading the log of %s/%s container %s" % (namespace, pod, container))
-            return []
-        except Exception as e:  # connection errors
-            raise KubeError("Reading the log of %s/%s container %s failed: %s" % (namespace, pod, container, e))
-        return [*(text or "").splitlines(), "--- last lines ---"]
+            text = self.request("Reading the log of %s/%s container %s" % (namespace, pod, container), "GET",
+                                resource_path("Pod", namespace, pod, "log"), query=dict(query, container=container))
+        except KubeError as e:
+            if e.status is None or e.status in (401, 403):
+                raise
+            return None
+        return text if isinstance(text, str) else json.dumps(text)
 
     def find_pods(self, namespace, pod=None, endpoint_id=None, endpoint_name=None):
         """The named pod, or an endpoint's pods (by id: the Deployment's app label; by name: the
@@ -224,18 +273,22 @@ class Kube(object):
         return node_capacity(self.list("Node"), self.list_all_pods())
 
     def list_all_pods(self):
-        return (self.call("Listing pods in all namespaces", self.core.list_pod_for_all_namespaces) or {}).get("items", [])
+        return self.list("Pod")
 
     def patch_pod_annotations(self, namespace, pod, annotations):
         body = {"metadata": {"annotations": annotations}}
-        return self.call("Annotating pod %s/%s" % (namespace, pod), self.core.patch_namespaced_pod, pod, namespace, body)
+        return self.request("Annotating pod %s/%s" % (namespace, pod), "PATCH", resource_path("Pod", namespace, pod), body=body)
 
     def exec(self, namespace, pod, container, argv, timeout=300):
         """Run argv in the container through the exec API; return (rc, stdout, stderr)."""
         where = "exec in %s/%s container %s" % (namespace, pod, container)
+        self.requests += 1  # the WebSocket transport bypasses call_api
+        query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"), ("stdin", "false"),
+                                                  ("stdout", "true"), ("tty", "false")]
         try:
-            resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv), container=container,
-                          stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+            _m, url, headers, _b, _p = self.client.param_serialize(method="GET", resource_path=resource_path("Pod", namespace, pod, "exec"),
+                                                                   query_params=query, header_params={}, auth_settings=["BearerToken"])
+            resp = stream(self.client.configuration, url, headers)
         except ApiException as e:
             raise api_error(e, where)
         except Exception as e:  # websocket handshake errors
@@ -251,12 +304,15 @@ class Kube(object):
 
 
 def api_error(e, what):
+    return http_error(what, getattr(e, "status", None), getattr(e, "reason", None) or str(e), getattr(e, "body", None))
+
+
+def http_error(what, status, reason, body):
+    """KubeError for an API server's refusal: its Status message when the body has one."""
     try:
-        body = json.loads(e.body)
-        detail = body.get("message") or e.reason
+        detail = json.loads(body).get("message") or reason
     except (TypeError, ValueError, AttributeError):
-        detail = getattr(e, "reason", str(e))
-    status = getattr(e, "status", None)
+        detail = reason
     hint = {401: " (the credentials were refused: check the kubeconfig/token)",
             403: " (this identity lacks the permission: ask for the RBAC rule, or use another kubeconfig context)"}.get(status, "")
     return KubeError("%s: HTTP %s %s%s" % (what, status or "?", detail, hint), status=status)

@@ -123,28 +123,30 @@ class Observer(object):
             self.measure_download(obs)
             cache_observe.marker(self, obs, ns)
 
-    def _read_logs(self, obs, pod, ns, logs):
-        """The logs the judge needs of ``pod``: the download container's from its beginning too (HEAD_BYTES)."""
+    def _read_logs(self, obs, pod, ns, logs, download_log=True):
+        """The logs the judge needs of ``pod``: the download container's from its beginning too (HEAD_BYTES).
+        ``download_log=False``: the caller knows the download moves or is done (its log explains nothing more)."""
         pname = pod["metadata"]["name"]
         download = self.p.get("container") or "main"
-        for cname in containers_to_read(pod, logs, download):
+        for cname in containers_to_read(pod, logs, download if download_log else None):
             head = HEAD_BYTES if cname == download and not container_status(pod, cname).get("ready") else None
-            obs.logs.setdefault(pname, {})[cname] = self.kube.logs(ns, pname, cname, self.p.get("log_lines") or 30, head_bytes=head)
+            obs.logs.setdefault(pname, {})[cname] = self.kube.logs(ns, pod, cname, self.p.get("log_lines") or 30, head_bytes=head)
 
     def read_builder(self, ns):
         gw_ns = self.p.get("gateway_namespace") or ns
         builder = self.kube.get("Deployment", BUILDER, gw_ns)
         return builder, (live_pods(self.kube.list("Pod", gw_ns, "app=%s" % BUILDER)) if builder else [])
 
-    def observe_pods(self, pods, namespace, logs="crashed", name=None):
-        """An observation of pods alone (no endpoint record): events of those not ready, logs of those that crashed."""
+    def observe_pods(self, pods, namespace, logs="crashed", name=None, download_log=True):
+        """An observation of pods alone (no endpoint record): events of those not ready, logs of those that crashed
+        (and of the download container while it runs unless ``download_log=False``)."""
         obs = Observation(name)
         obs.pods = live_pods(pods)
         for pod in obs.pods:
             pname = pod["metadata"]["name"]
             if (pod.get("status") or {}).get("phase") != "Running":  # scheduling, mounts, pulls: what events explain
                 obs.events[pname] = self.kube.events(namespace, involved=pname, warning_only=True)
-            self._read_logs(obs, pod, namespace, logs)
+            self._read_logs(obs, pod, namespace, logs, download_log)
         return obs
 
     # ------------------------------------------------------------------------------------ many endpoints

@@ -121,8 +121,12 @@ class Steps(object):
 
 # Adaptive polling: while the files are not all there vLLM cannot be up, so the pod is looked at every SLOW seconds
 # (sooner when the download's ETA is near); once they are complete, /health is asked every FAST seconds and the pod
-# itself only every POD_RECHECK seconds (a crash while loading still stops the wait).
-FAST, SLOW, POD_RECHECK, FIRST_RATE_SAMPLE = 0.2, 30.0, 2.0, 2.0
+# itself only every POD_RECHECK seconds (a crash while loading still stops the wait). While no rate is known yet (one
+# sample, or no bytes over the rate window: the tool still installs), the pause starts at NO_RATE_FIRST and doubles up
+# to SLOW, so that a short download is seen at once and a long install costs few looks. The download container's log
+# (what explains a download that failed while its container runs on) is read when the bytes stopped between two
+# looks, at most every LOG_EVERY seconds.
+FAST, SLOW, POD_RECHECK, NO_RATE_FIRST, LOG_EVERY = 0.2, 60.0, 2.0, 0.5, 60.0
 TEMP_NAME_RE = re.compile(r"\.(safetensors|json|model|txt|bin)(\.[A-Za-z0-9]{8}|\d+)$|\.(tmp|part|download|incomplete)$")
 
 
@@ -150,31 +154,51 @@ class Readiness(object):
         self.files_complete = False
         self.history = {}
         self.pod_checked = None
-        self.requests = {"kubernetes": 0, "exec": 0, "proxy": 0}
+        self.no_rate_pause = None  # the pause while no rate is known (doubles each look)
+        self.log_read = None       # when the download container's log was last read
+        self.counts = {"exec": 0, "proxy": 0}
+
+    @property
+    def requests(self):
+        """What the wait asked, from the client's own count: the API server (pods, events, logs), the model folder
+        (exec), vLLM (pod proxy)."""
+        return dict(kubernetes=self.kube.requests - self.counts["exec"] - self.counts["proxy"], **self.counts)
 
     def _pods(self):
         p = self.p
-        self.requests["kubernetes"] += 1
         return self.kube.find_pods(p["namespace"], p.get("pod"), p.get("endpoint_id"), p.get("endpoint_name"))
 
-    def result(self, ready):
+    def result(self, ready, logs=False):
+        """The module's result; ``logs``: with the main container's last log lines (a wait that failed)."""
         out = dict(ready=ready, pod=self.summary, timings=_out(self.timings), served_models=self.timings.get("served_models"),
-                   completion=self.timings.get("completion"), requests=dict(self.requests))
-        if not ready and self.summary:
-            out["main_logs"] = self.kube.logs(self.p["namespace"], self.summary["name"], self.p["container"], 20)
+                   completion=self.timings.get("completion"))
+        if logs and not ready and self.summary:
+            out["main_logs"] = self.kube.logs(self.p["namespace"], self.pod, self.p["container"], 20)
+        out["requests"] = self.requests
         return out
+
+    def _download_log_due(self):
+        """Whether this look reads the download container's log: not once the files are complete, not while the last
+        two samples show bytes arriving (the log would explain nothing more), and at most every LOG_EVERY seconds."""
+        samples = self.history.get("samples") or []
+        if self.files_complete or (len(samples) >= 2 and samples[-1][1] > samples[-2][1]):
+            return False
+        now = time.monotonic()
+        if self.log_read is not None and now - self.log_read < LOG_EVERY:
+            return False
+        self.log_read = now
+        return True
 
     def _look_at_pod(self):
         """Read the pod (and what the judge needs of it); a Poll when the wait must end or the pod is not there."""
         p = self.p
-        obs = self.observer.observe_pods(self._pods(), p["namespace"], name=_what(p))
-        self.requests["kubernetes"] += len(obs.events) + sum(len(v) for v in obs.logs.values())
+        obs = self.observer.observe_pods(self._pods(), p["namespace"], name=_what(p), download_log=self._download_log_due())
         problem = judge_pods(obs)
         self.pod = next((x for x in obs.pods if (x.get("status") or {}).get("phase") == "Running"), obs.pods[0] if obs.pods else None)
         self.summary = pod_summary(self.pod) if self.pod else None
         self.pod_checked = time.monotonic()
         if problem is not None:
-            res = dict(self.result(False), verdict=problem.to_result(), state=problem.state, cause=problem.cause)
+            res = dict(self.result(False, logs=True), verdict=problem.to_result(), state=problem.state, cause=problem.cause)
             return waiter.failed(None, "vLLM cannot become ready: %s. Fix: %s" % (problem.summary, problem.fix), result=res,
                                  reason="terminal")
         return None
@@ -185,7 +209,7 @@ class Readiness(object):
             self.files_complete = True
             return None
         dl = {"pod": self.summary["name"]}
-        self.requests["exec"] += 1
+        self.counts["exec"] += 1
         self.observer.measure_pod_download(self.pod, dl, self.p.get("checkpoint_path"), self.history)
         if dl.get("error") and not dl.get("listing"):
             return None  # cannot look inside (no python, exec refused): poll /health as before
@@ -196,7 +220,9 @@ class Readiness(object):
         if not dl.get("bytes_expected"):
             return self.p["wait_sleep"]  # no ETA without the checkpoint's size: look again at the usual pace
         if not rate:
-            return min(self.p["wait_sleep"], FIRST_RATE_SAMPLE)  # a second sample soon, for the rate
+            self.no_rate_pause = min(SLOW, 2 * self.no_rate_pause) if self.no_rate_pause else NO_RATE_FIRST
+            return self.no_rate_pause
+        self.no_rate_pause = None
         eta = max(0.0, dl["bytes_expected"] - dl["bytes_present"]) / rate
         return max(FAST, min(SLOW, 0.8 * eta))
 
@@ -213,7 +239,7 @@ class Readiness(object):
             request = pod_proxy(self.kube, p["namespace"], self.summary["name"], p["port"])
 
             def counted(*args, **kwargs):
-                self.requests["proxy"] += 1
+                self.counts["proxy"] += 1
                 return request(*args, **kwargs)
 
             self.steps.request = counted
@@ -243,13 +269,17 @@ def run(module):
     w = waiter.Waiter(p.get("wait_timeout") or 1800, sleep=p["wait_sleep"], initial_sleep=0.1)
     if not p["wait"]:
         poll = ready.step(0)
+        result = poll.result if poll.outcome == waiter.FAIL else ready.result(poll.outcome == waiter.DONE, logs=True)
+        if poll.outcome == waiter.WAIT:
+            result["failure"] = poll.result.get("failure")
         if poll.outcome == waiter.FAIL or (poll.outcome == waiter.WAIT and p["fail_on_not_ready"]):
-            raise WaitError(poll.message, **dict(poll.result, attempts=1))
-        return dict(poll.result or ready.result(True), ready=poll.outcome == waiter.DONE, attempts=1,
-                    msg=poll.message if poll.outcome != waiter.DONE else "ready")
+            raise WaitError(poll.message, **dict(result, attempts=1))
+        return dict(result, ready=poll.outcome == waiter.DONE, attempts=1, msg=poll.message if poll.outcome != waiter.DONE else "ready")
     try:
         w.wait(ready.step)
     except WaitError as e:
+        if "main_logs" not in e.result:  # a timeout: what the main container said last
+            e.result.update(ready.result(False, logs=True))
         e.result["attempts"] = w.steps
         raise
     return dict(ready.result(True), attempts=w.steps)

@@ -27,7 +27,7 @@ from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlspl
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import OdpError
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, OdpError
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -87,6 +87,16 @@ def parse_image(image):
     if not tag and not digest:
         tag = "latest"
     return {"host": host, "repository": repository, "tag": tag, "digest": digest, "reference": digest or tag}
+
+
+def image_tag(image):
+    """The tag of ``host/repo:tag`` (``latest`` without one, the digest for ``@sha256:``)."""
+    if not image:
+        return None
+    if "@" in image:
+        return image.split("@", 1)[1]
+    last = image.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else "latest"
 
 
 def parse_challenge(header):
@@ -179,16 +189,16 @@ def pull_secret_credentials(params, name, namespace, hosts):
     """Read the pull Secret ``namespace/name`` through the Kubernetes API -> (username, password)."""
     from ansible_collections.odp.model_engine.plugins.module_utils import kube
 
-    core = kube.core_api(params)
     try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except kube.ApiException as e:
-        reason = "not found" if e.status == 404 else "HTTP %s %s" % (e.status, e.reason)
-        raise RegistryError("pull secret %s/%s: %s" % (namespace, name, reason), status=e.status)
-    data = secret.data or {}
+        secret = kube.Kube(params).get("Secret", name, namespace)
+    except KubeError as e:
+        raise RegistryError("pull secret %s/%s: %s" % (namespace, name, e), status=e.status)
+    if secret is None:
+        raise RegistryError("pull secret %s/%s: not found" % (namespace, name), status=404)
+    data, kind = secret.get("data") or {}, secret.get("type")
     key = ".dockerconfigjson" if ".dockerconfigjson" in data else ".dockercfg"
-    if secret.type not in DOCKERCONFIG_TYPES or key not in data:
-        raise RegistryError("pull secret %s/%s is of type %s, not kubernetes.io/dockerconfigjson" % (namespace, name, secret.type))
+    if kind not in DOCKERCONFIG_TYPES or key not in data:
+        raise RegistryError("pull secret %s/%s is of type %s, not kubernetes.io/dockerconfigjson" % (namespace, name, kind))
     creds = dockerconfig_credentials(base64.b64decode(data[key]), hosts)
     if creds is None:
         raise RegistryError("pull secret %s/%s has no credentials for %s" % (namespace, name, " or ".join(hosts)))

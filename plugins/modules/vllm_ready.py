@@ -66,8 +66,12 @@ options:
     description:
       - Poll by what the pod is doing. While its model files are not complete (one exec into O(container) lists
         O(model_dir), as the runbook's guard checks them), vLLM cannot be up, so the pod is looked at again at the
-        download's ETA (up to every 30 seconds; every O(wait_sleep) seconds when the checkpoint's size is unknown).
-        Once the files are complete, C(/health) is asked every 0.2 seconds and the pod itself every 2 seconds.
+        download's ETA (up to every 60 seconds: the runbook's downloads take 30-60 minutes; every O(wait_sleep)
+        seconds when the checkpoint's size is unknown). While no bytes arrive yet (the download tool installs), the
+        pause starts at half a second and doubles up to 60 seconds. The download container's log (which explains a
+        download that failed while its container keeps running) is read when bytes stopped arriving, at most once a
+        minute. Once the files are complete, C(/health) is asked every 0.2 seconds and the pod itself every 2
+        seconds. The result's RV(requests) counts every request the wait made.
       - With V(false), C(/health) is polled with the plain backoff for the whole wait.
     type: bool
     default: true

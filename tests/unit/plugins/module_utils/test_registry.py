@@ -9,7 +9,6 @@ import ipaddress
 import json
 import ssl
 import threading
-import types
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -321,7 +320,7 @@ def test_dockerconfigjson_refuses(config, msg):
 
 
 def _secret(type_, config):
-    return types.SimpleNamespace(type=type_, data={".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()})
+    return {"kind": "Secret", "type": type_, "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
 
 
 def test_pull_secret_credentials_through_the_kubernetes_client(monkeypatch, fake):
@@ -335,13 +334,18 @@ def test_pull_secret_credentials_through_the_kubernetes_client(monkeypatch, fake
                ("llm-core", "elsewhere"): _secret("kubernetes.io/dockerconfigjson", {"auths": {"x.example": {"auth": _auth("a", "b")}}})}
     read = []
 
-    def read_namespaced_secret(name, namespace):
-        read.append((namespace, name))
-        if (namespace, name) not in secrets:
-            raise kube.ApiException(status=404, reason="Not Found")
-        return secrets[(namespace, name)]
+    class FakeKube:
+        """Kube.get as the API server answers: the Secret, or None for a 404."""
 
-    monkeypatch.setattr(kube, "core_api", lambda params: types.SimpleNamespace(read_namespaced_secret=read_namespaced_secret))
+        def __init__(self, params):
+            pass
+
+        def get(self, kind, name, namespace):
+            assert kind == "Secret"
+            read.append((namespace, name))
+            return secrets.get((namespace, name))
+
+    monkeypatch.setattr(kube, "Kube", FakeKube)
     params = {"images": ["registry.odp.om/%s:onprem20" % REPO, "registry.odp.om/%s:onprem99" % REPO], "registry_url": fake.url,
               "pull_secret": "pull", "namespace": "llm-core", "timeout": 5}
     no_log = set()

@@ -1,0 +1,92 @@
+"""Kube: the request count a wait reports, and the log reads the judge's observation makes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import Kube
+
+
+@pytest.fixture
+def kube(tmp_path):
+    from kubernetes import config
+
+    from tests.twin.k8s import EmulatorThread
+
+    twin = EmulatorThread(tmp_path / "k8s").start()
+    client = config.new_client_from_config(str(twin.kubeconfig_path))
+    try:
+        yield Kube(client=client), twin
+    finally:
+        client.close()
+        twin.stop()
+
+
+def test_every_request_the_client_sends_is_counted(kube):
+    """What vllm_ready reports as its Kubernetes requests is what the API server saw, reads and misses alike."""
+    k, twin = kube
+    log = twin.emulator.api.client_request_log
+    before = len(log)
+    k.list("Pod", "default")
+    k.get("Pod", "nope", "default")  # a 404 is a request too
+    k.events("default")
+    assert k.requests == 3 == len(log) - before
+
+
+def test_objects_round_trip_as_the_api_servers_json(kube):
+    """Create, read, list by label, patch, delete through the REST paths, with the API server's own refusals."""
+    k, _twin = kube
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "labels": {"app": "x"}}, "data": {"a": "1"}}
+    assert k.create("ConfigMap", cm, "default")["metadata"]["uid"]
+    with pytest.raises(KubeError) as refused:
+        k.create("ConfigMap", cm, "default")
+    assert refused.value.status == 409 and 'configmaps "c1" already exists' in str(refused.value)
+    assert k.get("ConfigMap", "c1", "default")["data"] == {"a": "1"} and k.get("ConfigMap", "c2", "default") is None
+    assert [c["metadata"]["name"] for c in k.list("ConfigMap", "default", "app=x")] == ["c1"] and not k.list("ConfigMap", "default", "app=y")
+    pod_body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"}, "spec": {"containers": [{"name": "main", "image": "i"}]}}
+    k.create("Pod", pod_body, "default")
+    k.patch_pod_annotations("default", "p1", {"odp/x": "y"})
+    assert k.get("Pod", "p1", "default")["metadata"]["annotations"]["odp/x"] == "y"
+    assert "p1" in [p["metadata"]["name"] for p in k.list_all_pods()]
+    assert k.delete("ConfigMap", "c1", "default") is True and k.delete("ConfigMap", "c1", "default") is False
+
+
+def answer_logs(k):
+    """Kube.request for log reads as the API server answers them: 400 for a previous instance that does not exist."""
+    calls = []
+
+    def request(what, method, path, query=None, body=None):
+        calls.append(dict(query or {}, path=path))
+        if (query or {}).get("previous") == "true":
+            raise KubeError("%s: HTTP 400 previous terminated container not found" % what, status=400)
+        return "line 1\nline 2\n"
+
+    k.request = request
+    return calls
+
+
+def pod(restarts):
+    return {"metadata": {"name": "p"}, "status": {"containerStatuses": [{"name": "main", "restartCount": restarts}]}}
+
+
+@pytest.mark.parametrize("which, previous_asked", [(pod(0), False), (pod(2), True), ("p", True)])
+def test_a_previous_log_is_asked_for_only_when_the_container_restarted(which, previous_asked):
+    """Given the pod as read, a container that never restarted costs one log request, not two; given only a name,
+    both are asked (a crash-looping container's error is in the previous instance's log)."""
+    k = Kube(client=object())
+    calls = answer_logs(k)
+    assert k.logs("ns", which, "main", 5) == ["line 1", "line 2"]
+    assert [c["previous"] for c in calls] == (["true", "false"] if previous_asked else ["false"])
+    assert {c["path"] for c in calls} == {"/api/v1/namespaces/ns/pods/p/log"} and {c["tailLines"] for c in calls} == {5}
+
+
+def test_refused_credentials_are_an_error_not_an_empty_log():
+    k = Kube(client=object())
+
+    def request(what, method, path, query=None, body=None):
+        raise KubeError("%s: HTTP 403 forbidden" % what, status=403)
+
+    k.request = request
+    with pytest.raises(KubeError, match="Reading the log of ns/p container main: HTTP 403"):
+        k.logs("ns", pod(0), "main")
