@@ -120,8 +120,8 @@ class Steps(object):
 
 
 # Adaptive polling: while the files are not all there vLLM cannot be up, so the pod is looked at every SLOW seconds
-# (sooner when the download's ETA is near); once they are complete, /health is asked every FAST seconds and the pod
-# itself only every POD_RECHECK seconds (a crash while loading still stops the wait). While no rate is known yet (one
+# (sooner when the download's ETA is near); once they are complete, /health is asked every FAST seconds. The pod itself
+# is read at most every POD_RECHECK seconds (a crash while loading still stops the wait). While no rate is known yet (one
 # sample, or no bytes over the rate window: the tool still installs), the pause starts at NO_RATE_FIRST and doubles up
 # to SLOW, so that a short download is seen at once and a long install costs few looks. The download container's log
 # (what explains a download that failed while its container runs on) is read when the bytes stopped between two
@@ -251,7 +251,8 @@ class Readiness(object):
         return waiter.done(None, "ready")
 
     def step(self, _elapsed):
-        due = self.pod is None or not self.files_complete or time.monotonic() - (self.pod_checked or 0) >= POD_RECHECK
+        # the pod itself at most every POD_RECHECK seconds: near the download's end the folder is looked at more often
+        due = self.pod is None or time.monotonic() - (self.pod_checked or 0) >= POD_RECHECK
         if due:
             stop = self._look_at_pod()
             if stop is not None:

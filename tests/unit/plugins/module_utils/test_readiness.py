@@ -161,3 +161,16 @@ def test_when_the_bytes_stop_the_log_is_read_at_most_once_a_minute(monkeypatch):
         r.step(t["now"])
         t["now"] += 10
     assert 2 <= len(kube.log_reads) - 1 <= 3, kube.log_reads
+
+
+def test_near_the_end_the_folder_is_looked_at_often_and_the_pod_at_most_every_two_seconds(monkeypatch):
+    r, kube, _obs, t = make_waiting(monkeypatch, 10_000)
+    r.step(t["now"])
+    reads = []
+    for _look in range(10):          # looks 0.25 s apart (the ETA is near)
+        t["now"] += 0.25
+        before = kube.requests
+        r.step(t["now"])
+        reads.append(kube.requests - before)
+    assert r.counts["exec"] == 11     # the folder at every look
+    assert sum(reads) - 10 == 1       # and the pod once more in 2.5 s (POD_RECHECK)
