@@ -51,22 +51,3 @@ def localhost_check(request, localhost_inventory):
     host._configure_adhoc_cli = configure_with_check
     return host
 
-
-# Longest first (a greedy schedule): with `--dist load`, each xdist worker takes the next test as it frees up, so the
-# runs that take a minute (control-plane deploys, canaries) start first and the last minutes are filled with unit
-# tests, instead of one worker idling while the other finishes a deploy. Ranked by file, from `--durations` of a whole
-# run (2026-12-01); a file not listed keeps its place among the rest: integration, then twin, then unit tests.
-LONGEST_FIRST = ("test_canary.py", "test_deploy.py", "test_model_cache.py", "test_gateway_connection.py", "test_site.py",
-                 "test_secrets.py", "test_fleet.py", "test_endpoint_lifecycle.py", "test_strict_inputs.py", "test_verdicts.py",
-                 "test_cleanup.py", "test_sync_and_readiness.py")
-
-
-def _schedule_rank(item):
-    path = item.path
-    if path.name in LONGEST_FIRST and "integration" in path.parts:
-        return LONGEST_FIRST.index(path.name)
-    return len(LONGEST_FIRST) + (0 if "integration" in path.parts else 1 if "twin" in path.parts else 2)
-
-
-def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=_schedule_rank)  # stable: the tests of a file keep their order
