@@ -50,4 +50,3 @@ def localhost_check(request, localhost_inventory):
 
     host._configure_adhoc_cli = configure_with_check
     return host
-

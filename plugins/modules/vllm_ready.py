@@ -66,7 +66,7 @@ options:
     description:
       - Poll by what the pod is doing. While its model files are not complete (one exec into O(container) lists
         O(model_dir), as the runbook's guard checks them), vLLM cannot be up, so the pod is looked at again at the
-        download's ETA (up to every 60 seconds: the runbook's downloads take 30-60 minutes; every O(wait_sleep)
+        download's ETA (up to every 60 seconds, as the runbook's downloads take 30-60 minutes; every O(wait_sleep)
         seconds when the checkpoint's size is unknown). While no bytes arrive yet (the download tool installs), the
         pause starts at half a second and doubles up to 60 seconds. The download container's log (which explains a
         download that failed while its container keeps running) is read when bytes stopped arriving, at most once a
