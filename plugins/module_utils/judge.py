@@ -493,12 +493,20 @@ def _node_lines(view, pod):
     return lines or ["no node matches the pod's node selector %s" % selector]
 
 
+# The VolumeBinding PreFilter's text while a claim of an Immediate class is not bound yet: the scheduler tries again once
+# it binds, so the pod waits (a claim that cannot bind is judged by the claim's own rules, from its events).
+CLAIM_NOT_BOUND_YET = "pod has unbound immediate PersistentVolumeClaims"
+
+
 def rule_unschedulable(view):
     """A pod of the rollout's target is Unschedulable: the cause from the scheduler's text (GPU, storage, memory, CPU, taint, cordon, selector)."""
     for pod in view.problem_pods:
         message = unschedulable_message(pod)
         if not message:
             continue
+        if CLAIM_NOT_BOUND_YET in message and not parse_scheduler_message(message):
+            return view.verdict("scheduling", "pod %s waits for its volume claims to bind" % pod["metadata"]["name"],
+                                ["pod %s Pending: %s" % (pod["metadata"]["name"], message)])
         cause, reasons = unschedulable_cause(message)
         req = _requests(pod)
         wanted = {"unschedulable_gpu": "nvidia.com/gpu", "unschedulable_cpu": "cpu", "unschedulable_memory": "memory",

@@ -241,6 +241,9 @@ CACHE_CASES = {
     "cache: a claim still provisioning is scheduling": (
         lambda: cache_obs([cache_pod(**PENDING_POD, conditions=UNBOUND)], pvc=claim(created=5), events=[EXT]),
         J.PROGRESSING, "scheduling", None),
+    "cache: the claim just bound, the scheduler has not tried the pod again yet": (
+        lambda: cache_obs([cache_pod(**PENDING_POD, conditions=UNBOUND)], pvc=claim("Bound", volume="pvc-1")), J.PROGRESSING, "scheduling",
+        None),
     "cache: a node-local volume on the CPU node": (
         lambda: cache_obs([cache_pod(**PENDING_POD, conditions=CONFLICT)], pvc=claim("Bound", "local-imm", volume="pvc-1"), pv=PV_C01,
                           storage_class=sc("local-imm", "rancher.io/local-path")), J.FAILED, "cache_volume_node_conflict", None),
