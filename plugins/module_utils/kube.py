@@ -18,11 +18,22 @@ from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import 
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
 from ansible_collections.odp.model_engine.plugins.module_utils.quantity import QuantityError, quantity_to_bytes, quantity_to_cores
 
-try:
-    from kubernetes.client.exceptions import ApiException
-except ImportError:  # reported by ModelEngineModule(requires=("kubernetes",))
-    class ApiException(Exception):  # so that ``except ApiException`` stays valid without the client
-        status = None
+
+class _NoClient(Exception):
+    """What ``client_error()`` gives without the kubernetes package (reported by ModelEngineModule(requires=...))."""
+
+    status = None
+
+
+def client_error():
+    """kubernetes.client's ApiException, for ``except client_error() as e`` (evaluated only when something was raised).
+    Imported on first use: the kubernetes package costs 0.2 s of CPU to import, which the modules and filters that only
+    use this file's helpers (names, capacity arithmetic) never need."""
+    try:
+        from kubernetes.client.exceptions import ApiException
+    except ImportError:
+        return _NoClient
+    return ApiException
 
 
 GPU = "nvidia.com/gpu"
@@ -153,7 +164,7 @@ class Kube(object):
                                                      header_params=headers, body=body, auth_settings=["BearerToken"])
             resp = self.client.call_api(*serialized)
             data = resp.read()
-        except ApiException as e:
+        except client_error() as e:
             raise api_error(e, what)
         except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
             raise KubeError("%s failed: %s" % (what, e))
@@ -180,7 +191,7 @@ class Kube(object):
         """``fn(*args, **kwargs)`` of a generated API as plain data; KubeError (with the HTTP status) when it fails."""
         try:
             return self.client.sanitize_for_serialization(fn(*args, **kwargs))
-        except ApiException as e:
+        except client_error() as e:
             raise api_error(e, what)
         except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
             raise KubeError("%s failed: %s" % (what, e))
@@ -289,7 +300,7 @@ class Kube(object):
             _m, url, headers, _b, _p = self.client.param_serialize(method="GET", resource_path=resource_path("Pod", namespace, pod, "exec"),
                                                                    query_params=query, header_params={}, auth_settings=["BearerToken"])
             resp = stream(self.client.configuration, url, headers)
-        except ApiException as e:
+        except client_error() as e:
             raise api_error(e, where)
         except Exception as e:  # websocket handshake errors
             raise KubeError("%s failed: %s" % (where, e))

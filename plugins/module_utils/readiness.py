@@ -17,7 +17,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils import waiter
 from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import WaitError
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, download_rate, judge_pods
-from ansible_collections.odp.model_engine.plugins.module_utils.kube import ApiException
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import client_error
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observer
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_status, pod_summary
 
@@ -49,7 +49,7 @@ def pod_proxy(kube, namespace, pod, port):
                 header_params=headers, body=body, auth_settings=["BearerToken"])
             resp = client.call_api(*serialized, _request_timeout=timeout)
             data = resp.read()
-        except ApiException as e:
+        except client_error() as e:
             return e.status, (e.body.decode("utf-8", "replace") if isinstance(e.body, bytes) else e.body) or e.reason
         return resp.status, (data or b"").decode("utf-8", "replace")
 
