@@ -173,7 +173,9 @@ class Readiness(object):
         out = dict(ready=ready, pod=self.summary, timings=_out(self.timings), served_models=self.timings.get("served_models"),
                    completion=self.timings.get("completion"))
         if logs and not ready and self.summary:
-            out["main_logs"] = self.kube.logs(self.p["namespace"], self.pod, self.p["container"], 20)
+            # by name: both the previous and the current instance are asked (a container that just crashed may not show
+            # its restart in the pod as read yet); a failed wait reads this once
+            out["main_logs"] = self.kube.logs(self.p["namespace"], self.summary["name"], self.p["container"], 20)
         out["requests"] = self.requests
         return out
 
