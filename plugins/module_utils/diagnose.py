@@ -9,8 +9,8 @@ fix, and the raw material (pods, events, logs, the main command, the model folde
 
 from __future__ import annotations
 
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.endpoints import get_endpoint
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import ModelEngineError
 from ansible_collections.odp.model_engine.plugins.module_utils.follow import limits
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import SERVING, judge
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observer

@@ -4,7 +4,12 @@
 
 from __future__ import annotations
 
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import RETRY_STATUSES, ModelEngineClient, ModelEngineError
+from typing import TYPE_CHECKING
+
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import RETRY_STATUSES, ModelEngineError
+
+if TYPE_CHECKING:  # the client's module imports ansible's urls (and cryptography): not needed to judge an observation
+    from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineClient
 
 LLM_ENDPOINTS = "/v1/llm/model-endpoints"
 STATUSES = ("READY", "UPDATE_PENDING", "UPDATE_IN_PROGRESS", "UPDATE_FAILED", "DELETE_IN_PROGRESS")

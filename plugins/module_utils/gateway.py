@@ -5,8 +5,7 @@
 from __future__ import annotations
 
 from ansible_collections.odp.model_engine.plugins.module_utils import waiter
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, WaitError
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError, ModelEngineError, WaitError
 
 
 def check(client):

@@ -14,8 +14,7 @@ import re
 import time
 
 from ansible_collections.odp.model_engine.plugins.module_utils import waiter
-from ansible_collections.odp.model_engine.plugins.module_utils.api_client import ModelEngineError
-from ansible_collections.odp.model_engine.plugins.module_utils.errors import WaitError
+from ansible_collections.odp.model_engine.plugins.module_utils.errors import ModelEngineError, WaitError
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, download_rate, judge_pods
 from ansible_collections.odp.model_engine.plugins.module_utils.kube import client_error
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observer

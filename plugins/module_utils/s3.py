@@ -8,6 +8,9 @@
 * Path-style addressing whenever a custom endpoint is given (what model-engine itself does).
 * A multipart ETag ``"<md5 of part md5s>-N"`` can only be recomputed with the uploader's part size;
   it is learnt from one ``HEAD ?partNumber=1`` per object, never assumed.
+* Timestamps in answers (``LastModified``) stay the ISO strings the server sent: nothing here reads them,
+  and botocore's dateutil parse of each one is half the CPU of listing a large prefix (measured, 10,000
+  objects; awscli sets the same identity parser, customizations/scalarparse.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ansible_collections.odp.model_engine.plugins.module_utils.errors import S3E
 
 try:
     import boto3
+    import botocore.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # the module's ModelEngineModule(requires=("boto3",)) reports it
@@ -54,9 +58,15 @@ def make_client(endpoint_url=None, **options):
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    session = boto3.session.Session(aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp_as_sent)
+    session = boto3.session.Session(botocore_session=core, aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
                                     aws_session_token=options.get("session_token"), region_name=options.get("region") or "us-east-1")
     return session.client("s3", endpoint_url=endpoint_url or None, verify=verify, config=config)
+
+
+def _timestamp_as_sent(value):
+    return value
 
 
 def client_from_params(p):

@@ -74,6 +74,23 @@ def test_multipart_etag_recomputed_from_part_size_matches_the_server(s3_bucket, 
     assert s3.etag_from_part_md5s(answer["files"]["shard.safetensors"]["md5_parts"]) == etag
 
 
+def test_the_collection_client_lists_without_parsing_timestamps_and_leaves_other_clients_alone(s3_server, s3_bucket):
+    # botocore parses every LastModified with dateutil: half the CPU of listing a large prefix; nothing reads them.
+    other, bucket = s3_bucket
+    other.put_object(Bucket=bucket, Key="ckpt/config.json", Body=b"{}")
+    other.put_object(Bucket=bucket, Key="ckpt/model.safetensors", Body=b"xyz")
+    ours = s3.make_client(endpoint_url=s3_server, access_key="test", secret_key="test")
+    assert s3.list_prefix(ours, bucket, "ckpt/") == {
+        "config.json": {"size": 2, "etag": hashlib.md5(b"{}").hexdigest()},
+        "model.safetensors": {"size": 3, "etag": hashlib.md5(b"xyz").hexdigest()},
+    }
+    raw = ours.list_objects_v2(Bucket=bucket, Prefix="ckpt/")["Contents"][0]["LastModified"]
+    assert isinstance(raw, str) and raw.startswith("20")
+    import datetime
+
+    assert isinstance(other.list_objects_v2(Bucket=bucket, Prefix="ckpt/")["Contents"][0]["LastModified"], datetime.datetime)
+
+
 def test_single_part_etag_of_a_large_object_is_plain_md5(s3_bucket, tmp_path):
     # Scality (and put_object) give a plain MD5 ETag even for large objects: no part size to find.
     client, bucket = s3_bucket
