@@ -131,6 +131,15 @@ def container_restarted(pod, name):
     return False
 
 
+def _or_missing(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except KubeError as e:
+        if e.status == 404:
+            return MISSING
+        raise
+
+
 def newest_first(items):
     return sorted(items, key=lambda x: (x.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
 
@@ -152,58 +161,56 @@ class Kube(object):
 
             self.client.call_api = counted
 
-    def request(self, what, method, path, query=None, body=None):
-        """One REST request through the client (its base URL, credentials, TLS settings and retries): the decoded
-        JSON answer (the text for a log). KubeError naming ``what`` (with the HTTP status) when it fails. A PATCH is
-        a strategic merge patch (as kubectl's)."""
+    def request(self, what, method, path, **options):
+        """One REST request through the client (its base URL, credentials, TLS settings and retries). ``options``:
+        ``query`` (dict), ``body`` (JSON; a PATCH is a strategic merge patch, as kubectl's), ``timeout`` (seconds),
+        ``returns``: "json" (default), the decoded answer (the text when it is not JSON); "text", the answer's text;
+        "answer", ``(status, text)`` of any HTTP answer (a pod proxy's 503 is an answer, not an error). Otherwise
+        KubeError naming ``what`` (with the HTTP status) when it fails."""
+        query, body, returns = options.get("query"), options.get("body"), options.get("returns", "json")
         headers = {"Accept": "application/json, */*"}
         if body is not None:
             headers["Content-Type"] = "application/strategic-merge-patch+json" if method == "PATCH" else "application/json"
-        try:
-            serialized = self.client.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
-                                                     header_params=headers, body=body, auth_settings=["BearerToken"])
-            resp = self.client.call_api(*serialized)
-            data = resp.read()
-        except client_error() as e:
-            raise api_error(e, what)
-        except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
-            raise KubeError("%s failed: %s" % (what, e))
+        serialized = self.client.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
+                                                 header_params=headers, body=body, auth_settings=["BearerToken"])
+        resp, data = self._guard(what, self._send, serialized, options.get("timeout"))
         text = (data or b"").decode("utf-8", "replace")
+        if returns == "answer":
+            return resp.status, text
         if not 200 <= resp.status <= 299:
             raise http_error(what, resp.status, resp.reason, text)
-        if "json" not in (resp.getheader("Content-Type") or "application/json"):
+        if returns == "text" or "json" not in (resp.getheader("Content-Type") or "application/json"):
             return text
         try:
             return json.loads(text) if text else None
         except ValueError:
             return text
 
-    def request_or_missing(self, what, method, path, **kwargs):
-        """``request``, but an object that does not exist (404) is ``MISSING`` instead of an error."""
-        try:
-            return self.request(what, method, path, **kwargs)
-        except KubeError as e:
-            if e.status == 404:
-                return MISSING
-            raise
+    def _send(self, serialized, timeout):
+        resp = self.client.call_api(*serialized, _request_timeout=timeout)
+        return resp, resp.read()
 
-    def call(self, what, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` of a generated API as plain data; KubeError (with the HTTP status) when it fails."""
+    def _guard(self, what, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, its failure raised as KubeError naming ``what`` (the one place a client error
+        becomes the collection's error)."""
         try:
-            return self.client.sanitize_for_serialization(fn(*args, **kwargs))
+            return fn(*args, **kwargs)
         except client_error() as e:
             raise api_error(e, what)
         except Exception as e:  # urllib3 connection errors, TLS errors, a kubeconfig that points nowhere
             raise KubeError("%s failed: %s" % (what, e))
 
+    def request_or_missing(self, what, method, path, **kwargs):
+        """``request``, but an object that does not exist (404) is ``MISSING`` instead of an error."""
+        return _or_missing(self.request, what, method, path, **kwargs)
+
+    def call(self, what, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` of a generated API (CustomObjects, Coordination: cheap to import) as plain data."""
+        return self.client.sanitize_for_serialization(self._guard(what, fn, *args, **kwargs))
+
     def call_or_missing(self, what, fn, *args, **kwargs):
         """``call``, but an object that does not exist (404) is ``MISSING`` instead of an error."""
-        try:
-            return self.call(what, fn, *args, **kwargs)
-        except KubeError as e:
-            if e.status == 404:
-                return MISSING
-            raise
+        return _or_missing(self.call, what, fn, *args, **kwargs)
 
     def create(self, kind, body, namespace=None):
         """Create an object (a dict body); the created object."""
@@ -240,18 +247,18 @@ class Kube(object):
         crash-looping container's error is in the previous log while the new one only starts up. ``head_bytes``
         also reads the current log's beginning (a download tool's error comes early, then a guard loop may print
         the same line every few seconds for hours). ``pod``: its name, or the pod as read (then a container that
-        never restarted costs no request for a previous instance that cannot exist)."""
+        never restarted costs no request for a previous instance that cannot exist; but when its current log is
+        empty, the previous one is asked after all: the container may have crashed and restarted since the read)."""
         restarted = True
         if isinstance(pod, dict):
             pod, restarted = pod["metadata"]["name"], container_restarted(pod, container)
         out = self._head(namespace, pod, container, head_bytes) if head_bytes else []
-        for previous in (True, False) if restarted else (False,):
-            text = self._log(namespace, pod, container, tailLines=lines, previous="true" if previous else "false")
-            if text and text.strip():
-                out += (["--- previous instance ---"] if previous else []) + text.splitlines()
-                if previous:
-                    out.append("--- current instance ---")
-        return out
+        current = self._log(namespace, pod, container, tailLines=lines, previous="false")
+        if restarted or not (current or "").strip():
+            previous = self._log(namespace, pod, container, tailLines=lines, previous="true")
+            if previous and previous.strip():
+                out += ["--- previous instance ---", *previous.splitlines(), "--- current instance ---"]
+        return out + (current.splitlines() if current and current.strip() else [])
 
     def _head(self, namespace, pod, container, head_bytes):
         text = self._log(namespace, pod, container, limitBytes=head_bytes)
@@ -261,13 +268,12 @@ class Kube(object):
         """The text of a log request; None when there is none (no previous instance: 400, or not started yet);
         KubeError when the credentials are refused or the API server cannot be reached."""
         try:
-            text = self.request("Reading the log of %s/%s container %s" % (namespace, pod, container), "GET",
-                                resource_path("Pod", namespace, pod, "log"), query=dict(query, container=container))
+            return self.request("Reading the log of %s/%s container %s" % (namespace, pod, container), "GET",
+                                resource_path("Pod", namespace, pod, "log"), query=dict(query, container=container), returns="text")
         except KubeError as e:
             if e.status is None or e.status in (401, 403):
                 raise
             return None
-        return text if isinstance(text, str) else json.dumps(text)
 
     def find_pods(self, namespace, pod=None, endpoint_id=None, endpoint_name=None):
         """The named pod, or an endpoint's pods (by id: the Deployment's app label; by name: the

@@ -16,7 +16,7 @@ import time
 from ansible_collections.odp.model_engine.plugins.module_utils import waiter
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import ModelEngineError, WaitError
 from ansible_collections.odp.model_engine.plugins.module_utils.judge import DEFAULT_LIMITS, download_rate, judge_pods
-from ansible_collections.odp.model_engine.plugins.module_utils.kube import client_error
+from ansible_collections.odp.model_engine.plugins.module_utils.kube import resource_path
 from ansible_collections.odp.model_engine.plugins.module_utils.observe import Observer
 from ansible_collections.odp.model_engine.plugins.module_utils.podstate import container_status, pod_summary
 
@@ -33,24 +33,12 @@ class NotReady(Exception):
 
 def pod_proxy(kube, namespace, pod, port):
     """A request function for ``pod:port`` through the API server's pod proxy: ``request(method, path, body,
-    timeout)`` returns (status, text)."""
-    client = kube.client
+    timeout)`` returns (status, text) of whatever answered (vLLM, or the API server for a pod not listening yet)."""
+    base = resource_path("Pod", namespace, "%s:%s" % (pod, port), "proxy")
 
     def request(method, path, body=None, timeout=30):
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        try:
-            # the generated client's own request plumbing: base URL, auth headers, TLS settings
-            serialized = client.param_serialize(
-                method=method, resource_path="/api/v1/namespaces/{namespace}/pods/{name}/proxy/{path}",
-                path_params={"namespace": namespace, "name": "%s:%s" % (pod, port), "path": path.lstrip("/")},
-                header_params=headers, body=body, auth_settings=["BearerToken"])
-            resp = client.call_api(*serialized, _request_timeout=timeout)
-            data = resp.read()
-        except client_error() as e:
-            return e.status, (e.body.decode("utf-8", "replace") if isinstance(e.body, bytes) else e.body) or e.reason
-        return resp.status, (data or b"").decode("utf-8", "replace")
+        return kube.request("%s %s on pod %s/%s port %s" % (method, path, namespace, pod, port), method,
+                            "%s/%s" % (base, path.lstrip("/")), body=body, returns="answer", timeout=timeout)
 
     return request
 
@@ -172,9 +160,7 @@ class Readiness(object):
         out = dict(ready=ready, pod=self.summary, timings=_out(self.timings), served_models=self.timings.get("served_models"),
                    completion=self.timings.get("completion"))
         if logs and not ready and self.summary:
-            # by name: both the previous and the current instance are asked (a container that just crashed may not show
-            # its restart in the pod as read yet); a failed wait reads this once
-            out["main_logs"] = self.kube.logs(self.p["namespace"], self.summary["name"], self.p["container"], 20)
+            out["main_logs"] = self.kube.logs(self.p["namespace"], self.pod, self.p["container"], 20)
         out["requests"] = self.requests
         return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.odp.model_engine.plugins.module_utils.errors import KubeError
@@ -52,15 +54,17 @@ def test_objects_round_trip_as_the_api_servers_json(kube):
     assert k.delete("ConfigMap", "c1", "default") is True and k.delete("ConfigMap", "c1", "default") is False
 
 
-def answer_logs(k):
+def answer_logs(k, current="line 1\nline 2\n", previous=None):
     """Kube.request for log reads as the API server answers them: 400 for a previous instance that does not exist."""
     calls = []
 
-    def request(what, method, path, query=None, body=None):
+    def request(what, method, path, query=None, **options):
         calls.append(dict(query or {}, path=path))
         if (query or {}).get("previous") == "true":
-            raise KubeError("%s: HTTP 400 previous terminated container not found" % what, status=400)
-        return "line 1\nline 2\n"
+            if previous is None:
+                raise KubeError("%s: HTTP 400 previous terminated container not found" % what, status=400)
+            return previous
+        return current
 
     k.request = request
     return calls
@@ -77,16 +81,49 @@ def test_a_previous_log_is_asked_for_only_when_the_container_restarted(which, pr
     k = Kube(client=object())
     calls = answer_logs(k)
     assert k.logs("ns", which, "main", 5) == ["line 1", "line 2"]
-    assert [c["previous"] for c in calls] == (["true", "false"] if previous_asked else ["false"])
+    assert [c["previous"] for c in calls] == (["false", "true"] if previous_asked else ["false"])
     assert {c["path"] for c in calls} == {"/api/v1/namespaces/ns/pods/p/log"} and {c["tailLines"] for c in calls} == {5}
+
+
+def test_an_empty_current_log_asks_the_previous_instance_even_when_the_pod_as_read_never_restarted():
+    """The pod was read before its container crashed and restarted: the new instance has printed nothing yet and the
+    crash's lines are in the previous instance; a failed wait must show them, not an empty log."""
+    k = Kube(client=object())
+    calls = answer_logs(k, current="", previous="Traceback\nRuntimeError: CUDA out of memory\n")
+    assert k.logs("ns", pod(0), "main", 5) == ["--- previous instance ---", "Traceback", "RuntimeError: CUDA out of memory",
+                                               "--- current instance ---"]
+    assert [c["previous"] for c in calls] == ["false", "true"]
+    calls = answer_logs(k, current="")  # nothing anywhere: an empty log, no error
+    assert k.logs("ns", pod(0), "main", 5) == [] and [c["previous"] for c in calls] == ["false", "true"]
 
 
 def test_refused_credentials_are_an_error_not_an_empty_log():
     k = Kube(client=object())
 
-    def request(what, method, path, query=None, body=None):
+    def request(what, method, path, query=None, **options):
         raise KubeError("%s: HTTP 403 forbidden" % what, status=403)
 
     k.request = request
     with pytest.raises(KubeError, match="Reading the log of ns/p container main: HTTP 403"):
         k.logs("ns", pod(0), "main")
+
+
+def test_the_pod_proxy_returns_any_http_answer_and_counts_it(kube):
+    """vLLM's answer, or the API server's own for a pod that does not listen (yet): a status to judge, not an error;
+    each is one request in what vllm_ready reports."""
+    from ansible_collections.odp.model_engine.plugins.module_utils.readiness import pod_proxy
+
+    k, twin = kube
+    pod_body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2"}, "spec": {"containers": [{"name": "main", "image": "i"}]}}
+    k.create("Pod", pod_body, "default")
+    before = k.requests
+    status, text = pod_proxy(k, "default", "p2", 5005)("GET", "/v1/models", timeout=5)
+    assert status == 503 and "connection refused" in text
+    status, text = pod_proxy(k, "default", "gone", 5005)("GET", "health", timeout=5)
+    assert status == 404 and json.loads(text)["message"] == 'pods "gone" not found'
+    assert k.requests == before + 2
+    from urllib.parse import unquote
+
+    sent = [(method, unquote(path), status) for _t, method, path, status in twin.emulator.api.client_request_log[-2:]]
+    assert sent == [("GET", "/api/v1/namespaces/default/pods/p2:5005/proxy/v1/models", 503),
+                    ("GET", "/api/v1/namespaces/default/pods/gone:5005/proxy/health", 404)]
