@@ -132,6 +132,26 @@ def playbook(twin_vars, tmp_path):
 
 
 @pytest.fixture
+def control_plane(odp_twin, playbook):
+    """Start on onprem20 recorded as last-known-good by a first deploy; leave onprem20 without a record."""
+    from tests.integration.test_deploy import leave_onprem20_without_record, recorded_onprem20
+
+    recorded_onprem20(odp_twin, playbook)
+    yield
+    leave_onprem20_without_record(odp_twin, playbook)
+
+
+@pytest.fixture
+def fresh_control_plane(odp_twin, playbook):
+    """Start on onprem20 with no record at all (a first deploy, a revert with nothing to revert to); leave it so."""
+    from tests.integration.test_deploy import LKG, leave_onprem20_without_record
+
+    kubectl(odp_twin, "delete", "cm", LKG, "--ignore-not-found")
+    yield
+    leave_onprem20_without_record(odp_twin, playbook)
+
+
+@pytest.fixture
 def gateway(odp_twin):
     """Direct model-engine API access for assertions; deletes every endpoint and clears faults afterwards."""
     client = ModelEngineClient(odp_twin.api_url)

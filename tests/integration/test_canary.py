@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.integration.conftest import create_endpoint
 from tests.integration.test_deploy import REPO_IMG, images, kubectl, lkg, pod_images, resource_versions
 
 CANARY_TASK = "Follow the canary with the judge and check what the new builder wrote"
-
-
-@pytest.fixture
-def control_plane(odp_twin, playbook):
-    """Leave the control plane on onprem20 with a fresh record for the next test (as test_deploy's fixture)."""
-    yield
-    odp_twin.faults.clear()
-    assert playbook("revert.yml", extra={"model_engine_revert_tag": "onprem20"}).rc == 0
-    kubectl(odp_twin, "delete", "cm", "model-engine-last-known-good", "--ignore-not-found")
 
 
 def flat(run):

@@ -12,7 +12,6 @@ import json
 import pytest
 
 from tests.integration.conftest import declaration, endpoint_names, kubectl
-from tests.integration.test_deploy import control_plane  # noqa: F401 - fixture
 
 FAST = {"llm_endpoint_progress_interval": 1}
 GPU_NODE = "hpc-k8s-phy-wrk-g01"
@@ -118,7 +117,7 @@ def test_one_bad_endpoint_fails_alone_and_the_recap_names_it(gateway, playbook, 
     assert "fleet-bad" not in endpoint_names(gateway)
 
 
-def test_a_failed_control_plane_deploy_stops_the_endpoint_plays(gateway, playbook, fleet_inventory, control_plane):  # noqa: F811
+def test_a_failed_control_plane_deploy_stops_the_endpoint_plays(gateway, playbook, fleet_inventory, control_plane):
     inv = fleet_inventory([declaration("fleet-cp")])
     run = playbook("site.yml", extra=dict(FAST, model_engine_tag="onprem99"), inventory=inv)   # not in the registry
     assert run.rc == 2 and run.hosts["local-twin"]["failed"] == 1, run

@@ -6,11 +6,12 @@ from __future__ import annotations
 import copy
 
 from tests.integration.conftest import create_endpoint, endpoint_names
-from tests.integration.test_deploy import control_plane, lkg  # noqa: F401 - fixture
+from tests.integration.test_deploy import lkg
 from tests.twin.tests.conftest_platform import RUNBOOK_BODY
 
 
-def test_site_rolls_forward_reconciles_and_reports_drift(playbook, gateway, odp_twin, control_plane):  # noqa: F811
+def test_site_rolls_forward_reconciles_and_reports_drift(playbook, gateway, odp_twin, fresh_control_plane):
+    # no record: site.yml rolls the control plane forward with a first deploy (its canary) before the endpoints
     create_endpoint(gateway, "undeclared-ep")
     # another user's public endpoint: listed to us, never ours to reconcile or delete (issue 13)
     odp_twin.faults.add("builder_stalled", "their-ep")  # never built: the node's two GPUs stay for ours
