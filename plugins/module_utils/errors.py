@@ -84,7 +84,6 @@ def error_detail(body):
     return str(body)
 
 
-
 class KubeError(OdpError):
     """A Kubernetes API call failed or the client could not be configured; the message says which."""
 
