@@ -30,7 +30,7 @@ log = logging.getLogger("tests.twin.k8s")
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 # Requests carrying this header come from the platform twin's own control plane (builder, pod simulator, watchers,
-# the gateway's proxy); request_counts files them under "twin" and client_request_log leaves them out, so that a test
+# the gateway's proxy); request_counts files them under "twin" and request_log leaves them out, so that a test
 # or benchmark can count what a client under test sent. (tests.twin.platform.kube.TWIN_HEADER is the same header.)
 TWIN_CLIENT_HEADER = "X-Odp-Twin"
 
@@ -108,13 +108,14 @@ class ApiServer:
         self.store = emu.store
         self.app = web.Application(middlewares=[self.middleware], client_max_size=256 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
-        self.request_log: list[tuple[str, str, int]] = []
-        # Requests of clients other than the twin itself (TWIN_CLIENT_HEADER),
-        # uncapped: (unix time the request started, method, path and query, status). Tests count what a run sent.
-        self.client_request_log: list[tuple[float, str, str, int]] = []
-        # (client, method) -> requests served: client is "twin" for the twin's own control plane, else the first token of
-        # the User-Agent (as the apiserver's field manager is derived); never capped, unlike request_log
+        # The one request log: every request of a client other than the twin itself (TWIN_CLIENT_HEADER), oldest first:
+        # (unix time the request started, method, path and query, status). Tests count and read what a run sent.
+        self.request_log: list[tuple[float, str, str, int]] = []
+        # (client, method) -> requests served, the twin's own included: client is "twin" for the twin's own control
+        # plane, else the first token of the User-Agent (as the apiserver's field manager is derived)
         self.request_counts: Counter = Counter()
+        # Requests anyone (the twin too) got a 500 for: a bug in the twin, as the controllers' and kubelet's errors
+        self.errors: list[tuple[str, str, int]] = []
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
@@ -133,10 +134,10 @@ class ApiServer:
             log.exception("internal error serving %s %s", request.method, request.path_qs)
             resp = error_response(ApiError(500, f"twin internal error: {type(e).__name__}: {e}", "InternalError"))
         status = getattr(resp, "status", 0)
-        if len(self.request_log) < 5000:
-            self.request_log.append((request.method, request.path_qs, status))
-        if TWIN_CLIENT_HEADER not in request.headers:
-            self.client_request_log.append((started, request.method, request.path_qs, status))
+        if client != "twin":
+            self.request_log.append((started, request.method, request.path_qs, status))
+        if status == 500:
+            self.errors.append((request.method, request.path_qs, status))
         return resp
 
     # -- dispatch ------------------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class Kube:
     def __init__(self, kubeconfig: Path):
         self.kubeconfig = Path(kubeconfig)
         self.api_client = kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
-        # The emulator tells the twin's own requests from the clients' by this header (ApiServer.client_request_log, request_counts);
+        # The emulator tells the twin's own requests from the clients' by this header (ApiServer.request_log, request_counts);
         # the User-Agent stays the client's own, as model-engine's field manager name depends on it.
         self.api_client.set_default_header(TWIN_HEADER, "control-plane")
         self.core = kubernetes.client.CoreV1Api(self.api_client)

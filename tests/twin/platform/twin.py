@@ -105,7 +105,7 @@ class Twin:
         """Every request a client (not the twin itself) sent so far, per service, oldest first: ``gateway`` (time,
         method, path, status, user), ``kubernetes`` (time, method, path, status), ``s3`` (method, URL; None with
         SeaweedFS). A test keeps the lengths before a run and reads what the run added."""
-        return {"gateway": list(self.api.request_log), "kubernetes": list(self.emulator.api.client_request_log),
+        return {"gateway": list(self.api.request_log), "kubernetes": list(self.emulator.api.request_log),
                 "s3": self.s3.client_requests()}
 
     # ---- control plane readiness -----------------------------------------------------------------------------

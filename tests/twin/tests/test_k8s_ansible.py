@@ -51,6 +51,6 @@ def test_kubernetes_core_on_custom_resources(twin, tmp_path):
     proc, out = run_playbook(twin, tmp_path, "k8s_crs.yml")
     failed = _failed_tasks(out)
     assert proc.returncode == 0 and not failed, failed
-    patches = [r for r in twin.emulator.api.request_log if r[0] == "PATCH" and "verticalpodautoscalers" in r[1]]
+    patches = [r for r in twin.emulator.api.request_log if r[1] == "PATCH" and "verticalpodautoscalers" in r[2]]
     # each update of the existing VPA: strategic merge refused (415), then the merge patch
-    assert [s for _m, _p, s in patches] == [415, 200, 415, 200]
+    assert [s for _t, _m, _p, s in patches] == [415, 200, 415, 200]

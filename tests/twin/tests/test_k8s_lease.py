@@ -117,3 +117,21 @@ def test_request_counts_name_the_client(twin, api):
     after = twin.emulator.api.request_counts
     assert after[("OpenAPI-Generator", "GET")] - before.get(("OpenAPI-Generator", "GET"), 0) == 1
     assert after[("twin", "GET")] - before.get(("twin", "GET"), 0) == 1
+    log = twin.emulator.api.request_log
+    assert log[-1][1:] == ("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases", 200)  # the client's, not the twin's
+    assert sum(1 for r in log if r[2].startswith("/apis/coordination.k8s.io/v1/namespaces/default/leases")) == 1
+
+
+def test_a_bug_in_the_twin_is_a_500_on_record_whoever_asked(twin, api, monkeypatch):
+    """A handler that raises answers 500 as an apiserver would and keeps serving; the request is on the twin's error
+    record (which the fixtures assert empty), for the twin's own clients too."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(twin.emulator.api, "list_or_watch", broken)
+    api.set_default_header("X-Odp-Twin", "control-plane")
+    with pytest.raises(ApiException) as e:
+        client.CoordinationV1Api(api).list_namespaced_lease("default")
+    assert e.value.status == 500 and "twin internal error: RuntimeError: boom" in json.loads(e.value.body)["message"]
+    assert twin.emulator.api.errors == [("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases", 500)]
+    twin.emulator.api.errors.clear()  # this test's own, on purpose

@@ -92,7 +92,7 @@ def _curl(port: int, *args: str) -> dict:
 
 
 def _upgrades(t: EmulatorThread) -> list[tuple[str, int]]:
-    return [(m, s) for m, p, s in t.emulator.api.request_log if p.startswith(f"/api/v1/namespaces/{NS}/pods/echo/portforward")]
+    return [(m, s) for _t, m, p, s in t.emulator.api.request_log if p.startswith(f"/api/v1/namespaces/{NS}/pods/echo/portforward")]
 
 
 @pytest.mark.skipif(CURL is None, reason="curl is not installed")

@@ -28,7 +28,7 @@ def kube(tmp_path):
 def test_every_request_the_client_sends_is_counted(kube):
     """What vllm_ready reports as its Kubernetes requests is what the API server saw, reads and misses alike."""
     k, twin = kube
-    log = twin.emulator.api.client_request_log
+    log = twin.emulator.api.request_log
     before = len(log)
     k.list("Pod", "default")
     k.get("Pod", "nope", "default")  # a 404 is a request too
@@ -124,6 +124,6 @@ def test_the_pod_proxy_returns_any_http_answer_and_counts_it(kube):
     assert k.requests == before + 2
     from urllib.parse import unquote
 
-    sent = [(method, unquote(path), status) for _t, method, path, status in twin.emulator.api.client_request_log[-2:]]
+    sent = [(method, unquote(path), status) for _t, method, path, status in twin.emulator.api.request_log[-2:]]
     assert sent == [("GET", "/api/v1/namespaces/default/pods/p2:5005/proxy/v1/models", 503),
                     ("GET", "/api/v1/namespaces/default/pods/gone:5005/proxy/health", 404)]
