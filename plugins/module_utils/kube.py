@@ -10,6 +10,7 @@ collide with the model-engine gateway's ``validate_certs`` in modules that talk 
 from __future__ import annotations
 
 import json
+import re
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
@@ -302,14 +303,9 @@ class Kube(object):
         self.requests += 1  # the WebSocket transport bypasses call_api
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"), ("stdin", "false"),
                                                   ("stdout", "true"), ("tty", "false")]
-        try:
-            _m, url, headers, _b, _p = self.client.param_serialize(method="GET", resource_path=resource_path("Pod", namespace, pod, "exec"),
-                                                                   query_params=query, header_params={}, auth_settings=["BearerToken"])
-            resp = stream(self.client.configuration, url, headers)
-        except client_error() as e:
-            raise api_error(e, where)
-        except Exception as e:  # websocket handshake errors
-            raise KubeError("%s failed: %s" % (where, e))
+        _m, url, headers, _b, _p = self.client.param_serialize(method="GET", resource_path=resource_path("Pod", namespace, pod, "exec"),
+                                                               query_params=query, header_params={}, auth_settings=["BearerToken"])
+        resp = self._guard(where, stream, self.client.configuration, url, headers)  # a refused or failed handshake
         try:
             resp.run_forever(timeout=timeout)
             out, err, status = resp.read_stdout() or "", resp.read_stderr() or "", resp.read_channel(3)
@@ -320,8 +316,17 @@ class Kube(object):
         return exit_code(status), out, err
 
 
+# kubernetes.stream reports a refused WebSocket handshake (exec) as ApiException(status=0) whose reason is the
+# websocket client's text: "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}".
+HANDSHAKE_RE = re.compile(r"Handshake status (\d+) ([^-]*?) -\+-\+- .*? -\+-\+- (.*)$", re.S)
+
+
 def api_error(e, what):
-    return http_error(what, getattr(e, "status", None), getattr(e, "reason", None) or str(e), getattr(e, "body", None))
+    status, reason, body = getattr(e, "status", None), getattr(e, "reason", None) or str(e), getattr(e, "body", None)
+    refused = HANDSHAKE_RE.search(reason) if not status and isinstance(reason, str) else None
+    if refused:  # the API server's own status and Status message, as for any other request
+        status, reason, body = int(refused.group(1)), refused.group(2), refused.group(3)
+    return http_error(what, status, reason, body)
 
 
 def http_error(what, status, reason, body):

@@ -127,3 +127,28 @@ def test_the_pod_proxy_returns_any_http_answer_and_counts_it(kube):
     sent = [(method, unquote(path), status) for _t, method, path, status in twin.emulator.api.request_log[-2:]]
     assert sent == [("GET", "/api/v1/namespaces/default/pods/p2:5005/proxy/v1/models", 503),
                     ("GET", "/api/v1/namespaces/default/pods/gone:5005/proxy/health", 404)]
+
+
+def test_an_exec_the_api_server_refuses_is_its_status_and_message_not_the_websocket_text(kube):
+    """kubernetes.stream reports a refused handshake as status 0 and the websocket client's text (headers included);
+    the error names the exec and says what the API server said, as for any other request."""
+    k, _twin = kube
+    before = k.requests
+    with pytest.raises(KubeError) as refused:
+        k.exec("default", "nope", "main", ["true"], timeout=5)
+    assert str(refused.value) == 'exec in default/nope container main: HTTP 404 pods "nope" not found'
+    assert refused.value.status == 404 and k.requests == before + 1
+
+
+def test_an_exec_the_credentials_may_not_make_says_so(kube):
+    from kubernetes import config
+
+    _k, twin = kube
+    readonly = Kube(client=config.new_client_from_config(str(twin.kubeconfig_path), context="twin-readonly"))
+    pod_body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p3"}, "spec": {"containers": [{"name": "main", "image": "i"}]}}
+    _k.create("Pod", pod_body, "default")
+    with pytest.raises(KubeError) as refused:
+        readonly.exec("default", "p3", "main", ["true"], timeout=5)
+    assert refused.value.status == 403 and str(refused.value).startswith("exec in default/p3 container main: HTTP 403 ")
+    assert 'User "twin-readonly" cannot ' in str(refused.value) and ' resource "pods/exec" in API group "" in the namespace "default"' in str(refused.value)
+    assert "ask for the RBAC rule" in str(refused.value)
